@@ -1,0 +1,106 @@
+"Data loading on the real Fashion-MNIST files: shapes, ranges, splits, binarization and offline errors."
+import gzip, os, shutil
+from pathlib import Path
+import pytest, torch
+from vae_book.data import (DataNotFoundError, TensorLoader, book_dataset, data_root, get_data, load_images,
+                           _FILES)
+
+DEBIAN = Path('/usr/share/datasets/fashion-mnist')
+
+def _fashion_available():
+    try: load_images('fashion', train=False, download=False); return True
+    except DataNotFoundError: return False
+
+needs_fashion = pytest.mark.skipif(not _fashion_available() and not os.environ.get('CI'),
+                                   reason='Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist)')
+
+@pytest.fixture(scope='module')
+def fashion():
+    return get_data('fashion', batch_size=256)
+
+@needs_fashion
+def test_raw_splits_are_the_official_sizes():
+    x, y = load_images('fashion', train=True)
+    assert x.shape == (60000, 28, 28) and x.dtype == torch.uint8
+    assert torch.bincount(y).tolist() == [6000]*10          # Fashion-MNIST is exactly balanced
+    xt, yt = load_images('fashion', train=False)
+    assert xt.shape == (10000, 28, 28) and torch.bincount(yt).tolist() == [1000]*10
+
+@needs_fashion
+def test_splits_sizes_ranges_and_disjointness(fashion):
+    d = fashion
+    assert (len(d.train.x), len(d.valid.x), len(d.test.x)) == (50000, 10000, 10000)
+    assert d.shape == (1, 28, 28) and d.classes[0] == 'T-shirt/top'
+    for split in (d.train, d.valid, d.test): assert split.x.min() >= 0 and split.x.max() <= 1
+    # train and valid are a partition of the 60k training images: no image in both
+    raw, _ = load_images('fashion', train=True)
+    grey = get_data('fashion', binarize=None)
+    tr = {hash(r.numpy().tobytes()) for r in (grey.train.x*255).round().to(torch.uint8).flatten(1)}
+    va = [hash(r.numpy().tobytes()) for r in (grey.valid.x*255).round().to(torch.uint8).flatten(1)]
+    dup_in_raw = len(raw) - len({hash(r.numpy().tobytes()) for r in raw.flatten(1)})
+    assert sum(h in tr for h in va) <= dup_in_raw  # only exact duplicates that exist in the raw data itself
+
+@needs_fashion
+def test_dynamic_binarization_resamples_and_eval_is_fixed(fashion):
+    d = fashion
+    b1 = next(iter(d.train)); assert set(b1.x.unique().tolist()) == {0., 1.}
+    torch.manual_seed(0); x1 = torch.bernoulli(d.train.x[:64])
+    torch.manual_seed(1); x2 = torch.bernoulli(d.train.x[:64])
+    assert not torch.equal(x1, x2)
+    assert torch.equal(get_data('fashion').test.x, d.test.x)   # the evaluation binarization never moves
+    assert abs(d.test.x.mean().item() - load_images('fashion', False)[0].float().div(255).mean().item()) < 0.01
+
+@needs_fashion
+def test_grey_flatten_subset_and_classes():
+    d = get_data('fashion', binarize=None, flatten=True, n_train=500, classes=[4, 7], batch_size=100)
+    assert d.train.x.shape == (500, 784) and set(d.train.y.unique().tolist()) <= {4, 7}
+    assert d.train.x.unique().numel() > 2
+    assert len(list(d.train)) == 5
+
+def test_bad_arguments_are_clear():
+    with pytest.raises(ValueError, match='Unknown dataset'): get_data('cifar10')
+    with pytest.raises(ValueError, match='binarize must be'): get_data('fashion', binarize='yes')
+    with pytest.raises(ValueError, match='differ in length'): TensorLoader(torch.zeros(3, 2), torch.zeros(2))
+    with pytest.raises(ValueError, match='batch_size'): TensorLoader(torch.zeros(3, 2), torch.zeros(3), 0)
+
+def test_offline_missing_data_error_names_files_and_remedy(tmp_path):
+    with pytest.raises(DataNotFoundError) as e: load_images('mnist', root=tmp_path, download=False)
+    msg = str(e.value)
+    assert f'{tmp_path}/MNIST/raw' in msg
+    for f in _FILES: assert f in msg
+    assert 'VAE_BOOK_DATA' in msg
+    assert isinstance(e.value, FileNotFoundError)
+    assert not list(tmp_path.rglob('*-ubyte'))  # nothing half-written left behind
+
+def test_offline_download_attempt_fails_cleanly(tmp_path):
+    # no network here: torchvision's real download path is tried and its failure becomes our error
+    try: load_images('mnist', root=tmp_path, download=True)
+    except DataNotFoundError as e: assert 'could not be downloaded' in str(e)
+    else: assert (tmp_path/'MNIST'/'raw'/_FILES[0]).exists()  # a machine with a network really downloaded it
+
+@pytest.mark.skipif(not DEBIAN.exists(), reason='Debian dataset-fashion-mnist not installed')
+def test_gzip_files_in_the_root_are_staged(tmp_path, monkeypatch):
+    for f in _FILES: shutil.copy(DEBIAN/f'{f}.gz', tmp_path/f'{f}.gz')
+    monkeypatch.setattr('vae_book.data._SYSTEM_DIRS', {'fashion': [], 'mnist': []})
+    x, y = load_images('fashion', train=False, root=tmp_path, download=False)
+    assert x.shape == (10000, 28, 28)
+    assert all((tmp_path/'FashionMNIST'/'raw'/f).exists() for f in _FILES)
+
+def test_data_root_precedence(tmp_path, monkeypatch):
+    monkeypatch.setenv('VAE_BOOK_DATA', str(tmp_path/'env'))
+    assert data_root(tmp_path/'arg') == tmp_path/'arg'
+    assert data_root() == tmp_path/'env'
+    monkeypatch.delenv('VAE_BOOK_DATA'); monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path/'cache'))
+    assert data_root() == tmp_path/'cache'/'vae_book'/'data'
+
+def test_book_dataset_env_and_fallback(tmp_path, monkeypatch):
+    monkeypatch.setenv('VAE_BOOK_DATASET', 'Fashion-MNIST'); assert book_dataset() == 'fashion'
+    monkeypatch.delenv('VAE_BOOK_DATASET')
+    got = book_dataset(root=tmp_path, verbose=False)
+    assert got == 'fashion' or (tmp_path/'MNIST'/'raw'/_FILES[0]).exists()
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_loader_on_gpu(fashion):
+    tl = fashion.train.to('cuda'); b = next(iter(tl))
+    assert b.x.is_cuda and b.y.is_cuda and set(b.x.unique().tolist()) <= {0., 1.}
