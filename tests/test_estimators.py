@@ -1,0 +1,173 @@
+"""Chapters 4-5 across modules: `LinearGaussian` as an exact oracle for the ELBO, `iwae_bound` and
+`metrics.iw_nll`; training and checkpoints through `train`; the gradient estimators' contracts."""
+import copy, math
+
+import pytest
+import torch
+
+from vae_book.core import set_seed
+from vae_book.data import TensorLoader
+from vae_book.estimators import (GradEstimate, reparam_grad, reparameterize, score_function_grad,
+                                 score_surrogate)
+from vae_book.losses.elbo import LinearGaussian, gaussian_kl, iwae_bound, linear_gaussian, ppca
+from vae_book.metrics import iw_nll
+from vae_book.train import fit, load, save
+
+D, d = 20, 3
+
+
+def synthetic(n=2000, seed=0):
+    "Draws from a random linear-Gaussian model whose posterior is not diagonal"
+    torch.manual_seed(seed)
+    true = LinearGaussian(D, d)
+    with torch.no_grad():
+        true.decoder.weight.copy_(torch.randn(D, d)); true.decoder.bias.copy_(torch.randn(D))
+        true.log_sigma2.fill_(math.log(0.3))
+    return true.sample(n), true
+
+
+@pytest.fixture(scope='module')
+def fitted():
+    x, _ = synthetic()
+    rot = torch.linalg.qr(torch.randn(d, d, generator=torch.Generator().manual_seed(1)))[0]
+    return x, ppca(x, d), ppca(x, d, rotation=rot)
+
+
+def test_ppca_is_exact_and_rotation_invariant(fitted):
+    x, lg, lg_rot = fitted
+    C = lg.W @ lg.W.T + lg.sigma2*torch.eye(D)
+    dense = torch.distributions.MultivariateNormal(lg.decoder.bias, C).log_prob(x[:50])
+    assert torch.allclose(lg.log_prob(x[:50]), dense, atol=1e-3)
+    assert torch.allclose(lg_rot.log_prob(x[:50]), lg.log_prob(x[:50]), atol=1e-3)
+    # the ML fit is better than the generating model on its own data, and both are finite
+    assert lg.log_prob(x).mean() >= synthetic()[1].log_prob(x).mean() - 1e-3
+
+
+def test_elbo_bound_tight_and_gap_is_kl(fitted):
+    x, lg, lg_rot = fitted
+    x = x[:200].double()
+    lg, lg_rot = copy.deepcopy(lg).double(), copy.deepcopy(lg_rot).double()
+    with torch.no_grad():
+        assert torch.allclose(lg.elbo(x), lg.log_prob(x), atol=1e-6)    # exact posterior: tight
+        lp, e = lg_rot.log_prob(x), lg_rot.elbo(x)
+        assert (e < lp - 1e-4).all()                                     # diagonal q: a gap
+        mu, logvar = lg_rot.encoder(x)
+        q = torch.distributions.MultivariateNormal(mu, torch.diag_embed(logvar.exp()))
+        kl = torch.distributions.kl_divergence(q, lg_rot.posterior(x))
+        assert torch.allclose(lp - e, kl, atol=1e-6)                     # the gap is the KL
+        # any other q is worse
+        assert (lg_rot.elbo(x, mu + 0.1, logvar) < e).all()
+
+
+def test_iw_nll_converges_to_exact_nll(fitted):
+    x, _, lg_rot = fitted
+    loader = TensorLoader(x[:300], torch.zeros(300, dtype=torch.long), batch_size=100)
+    with torch.no_grad(): exact = -lg_rot.log_prob(x[:300]).mean().item()
+    neg_elbo = -lg_rot.elbo(x[:300]).mean().item()
+    set_seed(0)
+    nll_1 = iw_nll(lg_rot, loader, k=1, progress=False)
+    nll_k = iw_nll(lg_rot, loader, k=2000, progress=False)
+    assert neg_elbo - exact > 0.05                    # there is a gap to close
+    assert abs(nll_1 - neg_elbo) < 0.2*(neg_elbo - exact) + 0.05
+    assert exact - 0.02 < nll_k < exact + 0.3*(neg_elbo - exact)
+
+
+def test_iwae_monotone_in_k(fitted):
+    x, _, lg_rot = fitted
+    set_seed(0)
+    with torch.no_grad():
+        lk = [torch.stack([iwae_bound(lg_rot.log_weights(x[:500], k)) for _ in range(800 // k)])
+              .mean().item() for k in (1, 4, 32)]
+        lp = lg_rot.log_prob(x[:500]).mean().item()
+    assert all(a < b for a, b in zip(lk, lk[1:])), lk
+    assert lk[-1] < lp + 0.01
+
+
+def test_linear_gaussian_trains_and_checkpoints(tmp_path):
+    x, _ = synthetic(n=1024)
+    loader = TensorLoader(x, torch.zeros(len(x), dtype=torch.long), batch_size=128, shuffle=True)
+    model = linear_gaussian(D, d)
+    with torch.no_grad(): before = model.elbo(x).mean().item()
+    hist = fit(model, loader, epochs=15, lr=3e-2, progress=False)
+    with torch.no_grad():
+        after, lp = model.elbo(x).mean().item(), model.log_prob(x).mean().item()
+        best = ppca(x, d).log_prob(x).mean().item()
+    assert after > before + 10 and hist[-1]['train_loss'] < hist[0]['train_loss']
+    assert after <= lp + 1e-4 and lp <= best + 1e-3          # a bound, and ML is the ceiling
+    ck = load(save(tmp_path / 'lg.pt', model), None)
+    with torch.no_grad(): assert torch.allclose(ck.model.log_prob(x[:10]), model.log_prob(x[:10]))
+
+
+def test_linear_gaussian_rejects_wrong_width():
+    with pytest.raises(ValueError, match='features per example'): LinearGaussian(D, d).log_prob(torch.zeros(2, D + 1))
+    with pytest.raises(ValueError, match='latent_dim'): ppca(torch.randn(10, D), 0)
+
+
+def quad(z): return (z - 2.0).pow(2).sum(-1)
+
+
+def test_estimators_unbiased_batched():
+    "Batch of (B, latent) parameters: every coordinate's mean gradient matches the exact one"
+    set_seed(0)
+    mu = torch.tensor([[0.0, 1.0], [3.0, -1.0]], dtype=torch.float64)
+    logvar = torch.tensor([[0.0, -1.0], [0.5, 0.2]], dtype=torch.float64)
+    exact_mu, exact_lv = 2*(mu - 2.0), logvar.exp()        # E f = sum (mu - c)^2 + sigma^2
+    for est in (reparam_grad(quad, mu, logvar, 50_000), score_function_grad(quad, mu, logvar, 50_000),
+                score_function_grad(quad, mu, logvar, 50_000, baseline='loo')):
+        assert isinstance(est, GradEstimate) and est.mu.shape == (50_000, 2, 2)
+        for g, exact in ((est.mu, exact_mu), (est.logvar, exact_lv)):
+            se = g.std(0)/math.sqrt(len(g))
+            assert ((g.mean(0) - exact).abs() < 4*se + 1e-9).all()
+
+
+def test_reparam_has_lower_variance_than_score():
+    set_seed(0)
+    mu, logvar = torch.zeros(4, 1), torch.zeros(4, 1)
+    vr = reparam_grad(quad, mu, logvar, 20_000).mu.var(0)
+    vs = score_function_grad(quad, mu, logvar, 20_000, baseline='loo').mu.var(0)
+    assert (vs > 2*vr).all()
+
+
+def test_score_surrogate_value_and_gradient():
+    theta = torch.tensor([0.5, -0.3], requires_grad=True)
+    fz, log_q = torch.tensor([[1.0, 2.0], [3.0, 5.0], [2.0, 2.0]]), theta*torch.ones(3, 2)
+    s = score_surrogate(fz, log_q, 'loo')
+    assert torch.equal(s.detach(), fz)                       # value is f(z)
+    s.sum().backward()
+    loo = (fz.sum(0) - fz)/2
+    assert torch.allclose(theta.grad, (fz - loo).sum(0))     # sum_i (f_i - b_i) dlog q_i/dtheta
+    with pytest.raises(ValueError, match='n >= 2'): score_surrogate(fz[:1], log_q[:1], 'loo')
+    with pytest.raises(ValueError, match="'loo'"): score_surrogate(fz, log_q, 'mean')
+
+
+def test_estimator_errors():
+    mu = torch.zeros(3)
+    with pytest.raises(ValueError, match='use score_function_grad'):
+        reparam_grad(lambda z: (z > 0).float().sum(-1), mu, mu, 10)
+    with pytest.raises(ValueError, match='must map samples'): reparam_grad(lambda z: z, mu, mu, 10)
+    with pytest.raises(ValueError, match='positive int'): score_function_grad(quad, mu, mu, 0)
+    with pytest.raises(ValueError, match='differ in shape'): reparameterize(mu, torch.zeros(2))
+
+
+def test_determinism_and_dtype():
+    mu, logvar = torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
+    set_seed(3); a = reparameterize(mu, logvar, n=4)
+    set_seed(3); b = reparameterize(mu, logvar, n=4)
+    assert torch.equal(a, b) and a.dtype == torch.float64 and a.shape == (4, 5, 3)
+    set_seed(3); g1 = score_function_grad(quad, mu, logvar, 100)
+    set_seed(3); g2 = score_function_grad(quad, mu, logvar, 100)
+    assert torch.equal(g1.mu, g2.mu)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+def test_on_cuda():
+    dev = torch.device('cuda')
+    mu, logvar = torch.zeros(4, 2, device=dev), torch.zeros(4, 2, device=dev)
+    assert reparameterize(mu, logvar, n=3).device.type == 'cuda'
+    g = reparam_grad(quad, mu, logvar, 100)
+    assert g.mu.device.type == 'cuda' and gaussian_kl(mu, logvar).device.type == 'cuda'
+    x, _ = synthetic(n=256)
+    lg = ppca(x.to(dev), d)
+    assert lg.W.device.type == 'cuda' and torch.isfinite(lg.log_prob(x[:8].to(dev))).all()
+    assert torch.isfinite(lg.log_weights(x[:8].to(dev), 16)).all()
