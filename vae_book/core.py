@@ -63,7 +63,7 @@ def use_book_renderer():
     class _BookRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):
             html = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                               default_width='100%', default_height=450, validate=False)
+                               auto_play=False, default_width='100%', default_height=450, validate=False)
             return {**PlotlyRenderer().to_mimebundle(fig_dict), 'text/html': html}
     pio.renderers['vae_book'] = _BookRenderer()
     pio.renderers.default = 'vae_book'
