@@ -1,4 +1,4 @@
-r"""Sampling blocks gradients; writing $z = \mu + \sigma\epsilon$ lets them through, with far less noise
+"""Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise
 than the score-function estimator.
 
 Docs: https://vae-book.github.io/vae-book/reparameterization.html.md"""
