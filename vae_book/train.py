@@ -7,7 +7,7 @@ Docs: https://vae-book.github.io/vae-book/train.html.md"""
 
 # %% ../nbs/00b_train.ipynb #cffe7008
 from __future__ import annotations
-import atexit, dataclasses, math, os, time, warnings
+import atexit, dataclasses, inspect, math, os, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch import nn, Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from .core import get_device, set_seed, build_arch
+from .core import get_device, set_seed, build_arch, ARCHS
 from .data import Batch, Data, TensorLoader
 
 # %% auto #0
@@ -406,6 +406,14 @@ def save(path:str|os.PathLike, # where to write (parent folders are created)
     torch.save(ckpt, tmp); tmp.replace(path)  # a crash mid-write never leaves a broken checkpoint
     return path
 
+def _complete(arch:dict) -> dict:
+    "`arch` with arguments its factory gained since it was saved filled in by their defaults"
+    fn = ARCHS.get(arch.get('name'))
+    if fn is None: return arch
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    return {**arch, 'kwargs': {**defaults, **arch.get('kwargs', {})}}
+
 def load(path:str|os.PathLike, # a file written by `save`
          model:nn.Module|None=None, # fill this model; None rebuilds it from the saved architecture
          cfg:TrainConfig|dict|None=None, # if given, must match the saved training config
@@ -425,8 +433,9 @@ def load(path:str|os.PathLike, # a file written by `save`
     if model is None:
         if arch is None: raise ValueError(f"{path.name} has no architecture record; pass the model to fill")
         model = build_arch(arch)
-    elif arch is not None and getattr(model, 'arch', None) is not None and model.arch != arch:
-        d = _diff(arch['kwargs'], model.arch['kwargs'])
+    elif (arch is not None and getattr(model, 'arch', None) is not None
+          and _complete(model.arch) != (arch := _complete(arch))):
+        d = _diff(arch['kwargs'], _complete(model.arch)['kwargs'])
         if arch['name'] != model.arch['name']: d.insert(0, f"name: checkpoint has {arch['name']!r}, you passed {model.arch['name']!r}")
         raise ValueError(f"{path.name} holds a different architecture:\n  " + "\n  ".join(d))
     sd, own = ckpt['state_dict'], model.state_dict()
