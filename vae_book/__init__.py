@@ -6,7 +6,7 @@ Modules:
 - `vae_book.estimators`: Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise than the score-function estimator.
 - `vae_book.losses.elbo`: What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its importance-weighted tightening, all checked on a model whose likelihood is exact.
 - `vae_book.metrics`: Importance-sampled test NLL, active units and per-dimension KL for VAEs; a small classifier trained here, and the sample metrics built on it: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
-- `vae_book.models.gan`: A GAN and a VAE trained on the same images with the same networks, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
+- `vae_book.models.gan`: A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
 - `vae_book.models.vae`: Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
 - `vae_book.train`: One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation, mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.
 - `vae_book.viz`: Pure plotly figure builders: image grids, latent scatters, decoded manifolds, interpolations, KL bars, training curves, and slider figures that work on a static page.

@@ -1,0 +1,84 @@
+"""MLP vs convolutional vs transformer VAE at similar parameter counts (chapter 8's table).
+
+One command writes the whole table: every model is trained with the same `TrainConfig` and seed, then scored
+on the test set (−ELBO, importance-sampled NLL with `--k` samples on `--n-test` images, FD-LeNet of
+`--n-samples` samples against real test images, training time). Results go to
+`bench/results/encoders_<dataset>.json` (the chapter reads that file) and are printed as a markdown table.
+
+    python bench/compare_encoders.py --dataset fashion --epochs 10
+    python bench/compare_encoders.py --dataset mnist --epochs 10 --models conv vit --k 1000
+    python bench/compare_encoders.py --epochs 1 --n-train 2000 --out /tmp/smoke.json   # a smoke test
+"""
+import argparse, datetime, json, os, platform, shlex, sys, time
+from pathlib import Path
+
+import torch
+
+from vae_book.core import get_device
+from vae_book.data import get_data, load_images
+from vae_book.models.cvae import get_judge
+from vae_book.models.encoders import comparison_models, compare_vaes, results_table
+from vae_book.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent
+
+
+def machine(device: torch.device) -> str:
+    if device.type == 'cuda': return f"GPU {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    n = torch.get_num_threads()
+    return f"CPU {cpu}, {n} torch thread{'s' if n != 1 else ''}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--dataset', default='fashion', choices=['fashion', 'mnist'])
+    p.add_argument('--epochs', type=int, default=10)
+    p.add_argument('--n-train', type=int, default=None, help='training images (default: all 50,000)')
+    p.add_argument('--models', nargs='+', default=['mlp', 'conv', 'vit'], choices=['mlp', 'conv', 'vit'])
+    p.add_argument('--latent-dim', type=int, default=20)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--batch-size', type=int, default=128)
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--k', type=int, default=500, help='importance samples for the IW-NLL')
+    p.add_argument('--n-test', type=int, default=1000, help='test images scored (0: all 10,000)')
+    p.add_argument('--n-samples', type=int, default=1000, help='samples for FD-LeNet (0: skip it)')
+    p.add_argument('--device', default=None, help="e.g. 'cpu' or 'cuda' (default: the best available)")
+    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides)')
+    p.add_argument('--out', default=None, help='JSON file (default: bench/results/encoders_<dataset>.json)')
+    a = p.parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    device = get_device(a.device)
+    out = Path(a.out) if a.out else ROOT/'results'/f'encoders_{a.dataset}.json'
+
+    data = get_data(a.dataset, batch_size=a.batch_size, n_train=a.n_train)
+    cfg = TrainConfig(epochs=a.epochs, lr=a.lr, batch_size=a.batch_size, seed=a.seed, device=str(device),
+                      progress=sys.stderr.isatty())
+    judge = real = None
+    if a.n_samples:
+        judge = get_judge(a.dataset).to(device)
+        real = load_images(a.dataset, train=False)[0].float().div(255).unsqueeze(1)  # grey-level test images
+    models = {k: v for k, v in comparison_models(a.latent_dim).items() if k in a.models}
+    t0 = time.perf_counter()
+    rows, _ = compare_vaes(models, data, cfg, k=a.k, n_test=a.n_test or None, judge=judge, real=real,
+                           n_samples=a.n_samples or 1000)
+    result = {'dataset': a.dataset, 'epochs': a.epochs, 'k': a.k, 'n_test': rows[0]['n_test'],
+              'n_samples': a.n_samples, 'config': vars(a), 'machine': machine(device),
+              'torch': torch.__version__, 'date': datetime.date.today().isoformat(),
+              'wall_s': round(time.perf_counter() - t0, 1),
+              'command': 'python bench/compare_encoders.py ' + ' '.join(map(shlex.quote, argv or sys.argv[1:])),
+              'rows': rows}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + '\n')
+    print(f"{a.dataset}, {rows[0]['n_train']:,} training images, {a.epochs} epochs, IW-NLL k={a.k} on "
+          f"{rows[0]['n_test']:,} test images; {result['machine']}\n")
+    print(results_table(rows))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == '__main__':
+    main()
