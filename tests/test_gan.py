@@ -15,7 +15,7 @@ from vae_book.metrics import iw_nll, lenet
 from vae_book.models.encoders import conv_vae
 from vae_book.models.gan import (DCGAN, DCDiscriminator, DCGenerator, GANHistory, Player, VAEGAN, VAEGANTerms,
                                  comparison_table, dcgan, fit_gan, hop, loss_tracks_fd, players, sample_monitor,
-                                 score_model, sharpness, trend_to_noise, vae_gan)
+                                 score_model, sharpness, trend_to_noise, vae_gan, worst_setback)
 from vae_book.train import TrainConfig, TrainingError, fit, load, save
 
 L, C = 8, 4  # tiny latent size and width: these tests are about plumbing, not quality
@@ -191,6 +191,8 @@ def test_stability_statistics():
     assert loss_tracks_fd([5.]*4 + [4.]*4 + [3.]*4, mon) == pytest.approx(1.)
     assert loss_tracks_fd([3.]*4 + [4.]*4 + [5.]*4, mon) == pytest.approx(-1.)
     with pytest.raises(ValueError, match='at least 4 checks'): loss_tracks_fd([1.]*8, mon[:3])
+    assert worst_setback([{'fd': f} for f in (700, 100, 90, 120, 80)]) == pytest.approx(120/90 - 1)
+    assert worst_setback([{'fd': f} for f in (700, 100, 90, 80)]) < 0
 
 
 def test_score_and_table():

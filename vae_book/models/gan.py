@@ -35,7 +35,7 @@ from ..viz import tile, to_images, png_uri
 __all__ = ['COLOURS', 'DCGenerator', 'DCDiscriminator', 'Player', 'DLoss', 'GLoss', 'DCGAN', 'dcgan', 'GANHistory', 'players',
            'fit_gan', 'sample_monitor', 'plot_sample_grids', 'plot_step_losses', 'trend_to_noise', 'hop',
            'loss_tracks_fd', 'plot_monitor', 'plot_class_histograms', 'VAEGANTerms', 'VAEGAN', 'vae_gan', 'Sharpness',
-           'sharpness', 'score_model', 'comparison_table', 'Contender', 'contenders', 'run_comparison']
+           'sharpness', 'score_model', 'comparison_table', 'Contender', 'contenders', 'run_comparison', 'worst_setback']
 
 # %% ../../nbs/09_gan.ipynb #2fff106e
 class DCGenerator(nn.Module):
@@ -577,3 +577,11 @@ def run_comparison(name:str='fashion', # dataset
             torch.manual_seed(seed + 1); res['samples'][m] = png_uri(tile(to_images(model.sample(36).cpu()), 6))
         trained[m] = model
     return res, trained
+
+# %% ../../nbs/09_gan.ipynb #00f27dc3
+def worst_setback(monitor:list[dict], # `GANHistory.monitor`
+                  skip:int=1, # ignore the first checks (the model starts from noise)
+                 ) -> float:
+    "The largest relative rise of FD-LeNet between consecutive checks"
+    fd = torch.tensor([m['fd'] for m in monitor], dtype=torch.float64)[skip:]
+    return (fd[1:]/fd[:-1] - 1).max().item() if len(fd) > 1 else 0.0
