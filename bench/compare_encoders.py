@@ -9,7 +9,7 @@ on the test set (−ELBO, importance-sampled NLL with `--k` samples on `--n-test
     python bench/compare_encoders.py --dataset mnist --epochs 10 --models conv vit --k 1000
     python bench/compare_encoders.py --epochs 1 --n-train 2000 --out /tmp/smoke.json   # a smoke test
 """
-import argparse, datetime, json, os, platform, shlex, sys, time
+import argparse, datetime, json, shlex, sys, time
 from pathlib import Path
 
 import torch
@@ -20,18 +20,9 @@ from vae_book.models.cvae import get_judge
 from vae_book.models.encoders import comparison_models, compare_vaes, results_table
 from vae_book.train import TrainConfig
 
+from _common import machine
+
 ROOT = Path(__file__).resolve().parent
-
-
-def machine(device: torch.device) -> str:
-    if device.type == 'cuda': return f"GPU {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    n = torch.get_num_threads()
-    return f"CPU {cpu}, {n} torch thread{'s' if n != 1 else ''}"
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ chapter reads that file), and the table is printed as markdown.
     python bench/compare_gan.py --dataset mnist --epochs 20 --channels 32
     python bench/compare_gan.py --epochs 1 --n-train 2000 --out /tmp/smoke.json   # a smoke test
 """
-import argparse, datetime, json, platform, shlex, sys, time
+import argparse, datetime, json, shlex, sys, time
 from pathlib import Path
 
 import torch
@@ -19,25 +19,9 @@ import torch
 from vae_book.core import get_device
 from vae_book.models.gan import contenders, run_comparison, comparison_table
 
+from _common import machine, rounded
+
 ROOT = Path(__file__).resolve().parent
-
-
-def machine(device: torch.device) -> str:
-    if device.type == 'cuda': return f"GPU {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
-    return f"CPU {cpu}, {torch.get_num_threads()} torch threads"
-
-
-def rounded(o, digits=5):
-    "Floats to `digits` significant digits, so the committed JSON stays small"
-    if isinstance(o, float): return float(f'{o:.{digits}g}')
-    if isinstance(o, dict): return {k: rounded(v, digits) for k, v in o.items()}
-    if isinstance(o, list): return [rounded(v, digits) for v in o]
-    return o
 
 
 def main(argv=None):

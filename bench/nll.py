@@ -53,7 +53,7 @@ def parse(argv=None):
     ap.add_argument('--k', type=int, default=5000, help='importance samples per test image')
     ap.add_argument('--n-test', type=int, default=None, help='evaluate the NLL on the first N test images only')
     ap.add_argument('--eval-batch', type=int, default=500, help='test images per NLL batch')
-    ap.add_argument('--max-elems', type=int, default=2**24, help="iw_nll's cap on decoder outputs held at once")
+    ap.add_argument('--max-elems', type=int, default=None, help="iw_nll's cap on decoder outputs per call (default: iw_nll's)")
     ap.add_argument('--device', default=None, help='cpu, cuda, mps (default: the best available)')
     ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides)')
     ap.add_argument('--out', default=None, help='JSON result (default: bench/results/nll_<dataset>.json)')

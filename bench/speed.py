@@ -53,6 +53,7 @@ FIT_CONFIGS = {
     'bf16-512': dict(batch_size=512, lr=4e-3, amp='bf16'),
     'fast-compile': dict(batch_size=256, lr=3e-3, compile=True),
     'bf16-compile': dict(batch_size=256, lr=3e-3, amp='bf16', compile=True),
+    'bf16-384-compile': dict(batch_size=384, lr=4e-3, amp='bf16', compile=True),
 }
 
 
@@ -138,64 +139,6 @@ def run_fit(name, epochs, overrides, seed, device, on_epoch):
     return model, setup, len(data.train.x), data
 
 
-# ------------------------------------------------------------------------------------------- a proposal
-class _BernoulliNLL(torch.autograd.Function):
-    "Proposed `bernoulli_nll`: same values, 4x faster forward on CPU (no scalar log1p), 3x with backward"
-    @staticmethod
-    def forward(ctx, logits, x):
-        ctx.save_for_backward(logits, x)
-        # softplus(l) - x*l, with log1p(exp(-|l|)) = -log(sigmoid(|l|)) (vectorized log, not log1p)
-        return (logits.clamp(min=0) - logits*x - torch.log(torch.sigmoid(logits.abs()))).flatten(1).sum(1)
-
-    @staticmethod
-    def backward(ctx, g):
-        logits, x = ctx.saved_tensors
-        g = g.view(-1, *[1]*(logits.dim() - 1))
-        return ((torch.sigmoid(logits) - x)*g if ctx.needs_input_grad[0] else None,
-                -logits*g if ctx.needs_input_grad[1] else None)
-
-
-def proposed_bernoulli_nll(logits, x):
-    if logits.shape != x.shape: raise ValueError(f"logits {tuple(logits.shape)} and x {tuple(x.shape)} differ")
-    if logits.dtype != x.dtype: logits, x = logits.float(), x.float()
-    return _BernoulliNLL.apply(logits, x)
-
-
-def check_proposed_bce():
-    "The proposal must agree with `bernoulli_nll` in value and gradient"
-    from vae_book.losses.recon import bernoulli_nll
-    g = torch.Generator().manual_seed(0)
-    l = (torch.randn(16, 1, 28, 28, generator=g, dtype=torch.float64)*6).requires_grad_()
-    x = torch.rand(16, 1, 28, 28, generator=g, dtype=torch.float64).requires_grad_()
-    a, b = bernoulli_nll(l, x), proposed_bernoulli_nll(l, x)
-    ga, gb = torch.autograd.grad(a.sum(), (l, x)), torch.autograd.grad(b.sum(), (l, x))
-    assert torch.allclose(a, b, rtol=1e-9, atol=1e-9) and all(torch.allclose(u, v) for u, v in zip(ga, gb))
-    from vae_book.models import vae
-    if hasattr(vae, '_log_px_z'):
-        lk, xb = l.detach().view(4, 4, 1, 28, 28), (x.detach()[:4] > 0.5).double()
-        assert torch.allclose(vae._log_px_z(lk, xb, 'bernoulli'), proposed_log_px_z(lk, xb, 'bernoulli'),
-                              rtol=1e-9, atol=1e-6)
-
-
-def proposed_log_px_z(x_hat, x, likelihood):
-    "Proposed `vae_book.models.vae._log_px_z`: the same sum without `F.softplus` (a scalar log1p on CPU)"
-    if likelihood != 'bernoulli': return _ORIGINAL['log_px_z'](x_hat, x, likelihood)
-    lp = x*x_hat - x_hat.clamp(min=0) + torch.log(torch.sigmoid(x_hat.abs()))  # x*l - softplus(l)
-    return lp.flatten(2).sum(-1)
-
-
-_ORIGINAL = {}
-
-def use_proposed_bce(on:bool):
-    "Swap the proposals in: the likelihood table `elbo_loss` reads, and the VAE's `_log_px_z`"
-    from vae_book.losses import elbo, recon
-    from vae_book.models import vae
-    elbo.LIKELIHOODS['bernoulli'] = proposed_bernoulli_nll if on else recon.bernoulli_nll
-    if hasattr(vae, '_log_px_z'):
-        _ORIGINAL.setdefault('log_px_z', vae._log_px_z)
-        vae._log_px_z = proposed_log_px_z if on else _ORIGINAL['log_px_z']
-
-
 # ------------------------------------------------------------------------------------------- GEMM limit
 class Gemm(NamedTuple):
     flops: float      # matmul FLOPs of one epoch, forward + backward
@@ -265,7 +208,7 @@ def parse(argv=None):
     p.add_argument('--epochs', type=int, default=3)
     p.add_argument('--repeats', type=int, default=2, help="independent runs of each trainer (seeds s, s+1, ...)")
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--fit', default='book,fast,fast-bf16,bf16-512', help=f"fit configs, from {sorted(FIT_CONFIGS)}")
+    p.add_argument('--fit', default='book,fast,fast-bf16,bf16-512,bf16-384-compile', help=f"fit configs, from {sorted(FIT_CONFIGS)}")
     p.add_argument('--no-ref', action='store_true', help="skip the reference loop")
     p.add_argument('--ref-batch-size', type=int, default=128)
     p.add_argument('--ref-lr', type=float, default=1e-3)
@@ -279,8 +222,6 @@ def parse(argv=None):
     p.add_argument('--iw-k', type=int, default=5000)
     p.add_argument('--iw-n', type=int, default=100, help="test images for the IW-NLL timing; 0 skips it")
     p.add_argument('--iw-batch', type=int, default=100)
-    p.add_argument('--proposed-bce', action='store_true',
-                   help="also run each fit config with the faster bernoulli_nll proposed in bench/README.md")
     p.add_argument('--out', default=None, help="JSON path (default bench/results/speed_<device>.json)")
     return p.parse_args(argv)
 
@@ -362,15 +303,12 @@ def main(argv=None):
     print(f"# speed.py: {name}, {a.epochs} epochs x {a.repeats} repeats on {res['meta']['device_name']} "
           f"({device}, {torch.get_num_threads()} threads, {a.clock} clock), load average {_load()}", flush=True)
 
-    jobs = ([] if a.no_ref else [('reference (pytorch/examples)', None, False)]) + [
-        (f'vae_book.fit {s}', s, False) for s in fit_names]
-    if a.proposed_bce: check_proposed_bce()
-    if a.proposed_bce: jobs += [(f'vae_book.fit {s} + proposed bernoulli_nll', s, True) for s in fit_names]
+    jobs = ([] if a.no_ref else [('reference (pytorch/examples)', None)]) + [
+        (f'vae_book.fit {s}', s) for s in fit_names]
     test = get_data(name, binarize=None, valid_size=0).test
     gemm_cache = {}
     fitted = None
-    for label, cfg, proposed in jobs:
-        use_proposed_bce(proposed)
+    for label, cfg in jobs:
         over = dict(FIT_CONFIGS[cfg]) if cfg else {}
         bs = a.ref_batch_size if cfg is None else over.get('batch_size', 128)
         lr = a.ref_lr if cfg is None else over.get('lr', 1e-3)
@@ -411,14 +349,8 @@ def main(argv=None):
         if ref_sec: r['summary']['speedup_vs_reference'] = ref_sec/r['summary']['sec_per_epoch_min']
     res['target_test_loss'] = target
     res['target_is_reference_final'] = a.target is None
-    use_proposed_bce(False)
     if a.iw_n and fitted is not None:
         res['iw_nll'] = time_iw_nll(fitted, test, a.iw_k, a.iw_n, a.iw_batch)
-        if a.proposed_bce:  # proposals: cache-sized chunks; then also no softplus
-            res['iw_nll_chunks_2^20'] = time_iw_nll(fitted, test, a.iw_k, a.iw_n, a.iw_batch, 2**20)
-            use_proposed_bce(True)
-            res['iw_nll_proposed'] = time_iw_nll(fitted, test, a.iw_k, a.iw_n, a.iw_batch, 2**20)
-            use_proposed_bce(False)
     res['meta']['loadavg_after'] = _load()
 
     print()
@@ -435,13 +367,6 @@ def main(argv=None):
         print(f"IW-NLL k={w['k']}: {w['n_images']} test images in {w['seconds']:.1f} s "
               f"({w['decoder_evals_per_s']:,.0f} decoder evaluations/s) -> {w['seconds_full_test_extrapolated']:.0f} s "
               f"for all {w['n_test']:,} (extrapolated); max RSS grew {w['max_rss_growth_mb']:.0f} MB.")
-        for key, what in [('iw_nll_chunks_2^20', 'with iw_nll(max_elems=2**20)'),
-                          ('iw_nll_proposed', 'with max_elems=2**20 and the proposed _log_px_z')]:
-            if key not in res: continue
-            w = res[key]
-            print(f"  {what}: {w['seconds']:.1f} s -> {w['seconds_full_test_extrapolated']:.0f} s "
-                  f"for all {w['n_test']:,} (extrapolated); IW-NLL {w['iw_nll_subset']:.3f} vs "
-                  f"{res['iw_nll']['iw_nll_subset']:.3f} nats (same seed).")
     print(f"Load average before {res['meta']['loadavg_before']}, after {res['meta']['loadavg_after']}.")
     out = Path(a.out) if a.out else ROOT/'bench'/'results'/f'speed_{device.type}.json'
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,25 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM_ARGS, chromium, need_browser, skip_or_fail
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 NB = ROOT / "nbs" / "06a_latent_explorer.ipynb"
-REQUIRE = os.environ.get("VAE_BOOK_REQUIRE_BROWSER") == "1"
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SERVER_START_S, RUN_CELLS_MS, CHANGE_MS = 180, 300_000, 60_000
-
-
-def _skip_or_fail(reason):
-    if REQUIRE: pytest.fail(f"{reason} (VAE_BOOK_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
-def _chromium():
-    for c in (os.environ.get("VAE_BOOK_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if c and Path(c).exists(): return c
-    return None
 
 
 def _free_port():
@@ -78,12 +66,11 @@ def _wait(fn, timeout_s, what):
 
 
 def test_slider_changes_decoded_image_in_jupyterlab(tmp_path):
-    try: from playwright.sync_api import sync_playwright
-    except ImportError: _skip_or_fail("playwright is not installed")
-    if not _chromium(): _skip_or_fail("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    need_browser()
+    from playwright.sync_api import sync_playwright
     if shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) is None:
         try: import jupyterlab  # noqa: F401
-        except ImportError: _skip_or_fail("jupyterlab is not installed")
+        except ImportError: skip_or_fail("jupyterlab is not installed")
     work = tmp_path / "lab"; work.mkdir()
     _cut_notebook(work / "explorer.ipynb")
     port, token = _free_port(), secrets.token_hex(16)
@@ -109,7 +96,7 @@ def test_slider_changes_decoded_image_in_jupyterlab(tmp_path):
             except OSError: return False
         _wait(up, SERVER_START_S, "JupyterLab to start")
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=ARGS, timeout=60_000)
+            browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_ARGS, timeout=60_000)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(60_000)

@@ -12,30 +12,14 @@ from urllib.parse import urlparse
 
 import pytest
 
+from browser import CHROMIUM_ARGS, need_browser, skip_or_fail
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "_site"
-REQUIRE = os.environ.get("VAE_BOOK_REQUIRE_BROWSER") == "1"
 PAGE_TIMEOUT_MS = 60_000  # generous: CI machines can be busy
 BUILD_TIMEOUT_S = 900
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
-
-
-def _chromium():
-    for c in (os.environ.get("VAE_BOOK_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
-              shutil.which("chromium-browser"), shutil.which("google-chrome")):
-        if c and Path(c).exists(): return c
-    return None
-
-
-def _skip_or_fail(reason):
-    if REQUIRE: pytest.fail(f"{reason} (VAE_BOOK_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
 def _site_is_fresh():
     "_site/ is newer than every notebook, the package and the builder (so a rebuild would match)."
     stamp = SITE / "assets" / "pages.json"
@@ -147,12 +131,8 @@ def _listen(page, rec):
 @pytest.fixture(scope="session")
 def visits(server, site):
     "Open every page once; record errors, requests and what got drawn."
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip_or_fail("playwright is not installed (pip install playwright)")
-    exe = _chromium()
-    if not exe: _skip_or_fail("no Chromium found (apt-get install chromium, or set VAE_BOOK_CHROMIUM)")
+    exe = need_browser()
+    from playwright.sync_api import sync_playwright
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
                    if not p.relative_to(site).parts[0] == "assets")
     assert pages, "the site has no pages"

@@ -13,27 +13,13 @@ from urllib.parse import urlparse
 
 import pytest
 
+from browser import CHROMIUM_ARGS, chromium, need_browser, skip_or_fail
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "_site"
 NB = ROOT / "nbs" / "06a_latent_explorer.ipynb"
-REQUIRE = os.environ.get("VAE_BOOK_REQUIRE_BROWSER") == "1"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def _skip_or_fail(reason):
-    if REQUIRE: pytest.fail(f"{reason} (VAE_BOOK_REQUIRE_BROWSER=1)")
-    pytest.skip(reason)
-
-
-def _chromium():
-    for c in (os.environ.get("VAE_BOOK_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if c and Path(c).exists(): return c
-    return None
-
-
 def _page_file():
     hits = sorted(SITE.rglob("*latent_explorer*.html"))
     return hits[0] if hits else None
@@ -41,9 +27,7 @@ def _page_file():
 
 @pytest.fixture(scope="module")
 def page_url():
-    try: import playwright.sync_api  # noqa: F401
-    except ImportError: _skip_or_fail("playwright is not installed")
-    if not _chromium(): _skip_or_fail("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    need_browser()
     page = _page_file()
     fresh = page is not None and page.stat().st_mtime >= NB.stat().st_mtime
     if not (fresh or (os.environ.get("VAE_BOOK_SITE_BUILT") == "1" and page is not None)):
@@ -98,7 +82,7 @@ def test_slider_changes_the_image(page_url):
     from playwright.sync_api import sync_playwright
     errors, external = [], []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_chromium(), headless=True, args=ARGS, timeout=60_000)
+        browser = pw.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_ARGS, timeout=60_000)
         try:
             ctx = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
             ctx.set_default_timeout(30_000)

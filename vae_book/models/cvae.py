@@ -166,28 +166,6 @@ def get_judge(name:str='fashion', # the dataset the judge must know
     return clf.eval()
 
 # %% ../../nbs/07_conditional_vae.ipynb #06f0a7c6
-class _LabelFeed(nn.Module):
-    "Shows a conditional model to `iw_nll` as an unconditional one; `feed(loader)` passes it each batch's labels"
-    def __init__(self, model:nn.Module, marginal:bool=False):
-        super().__init__()
-        self.model, self.marginal, self.y = model, marginal, None
-
-    def feed(self, loader):
-        me = self
-        class _Fed:
-            def __len__(self): return len(loader)
-            def __iter__(self):
-                for b in loader:
-                    b = b if isinstance(b, Batch) else Batch(*b)
-                    me.y = b.y; yield b
-        return _Fed()
-
-    def log_weights(self, x:Tensor, k:int) -> Tensor:
-        y = self.y[:len(x)].to(x.device)  # iw_nll may cut the last batch short (n_max): keep labels aligned
-        if not self.marginal: return self.model.log_weights(x, k, y)
-        C = self.model.n_classes          # p(x) = sum_y p(y) p(x|y), p(y) = 1/C
-        return torch.cat([self.model.log_weights(x, k, torch.full_like(y, c)) for c in range(C)]) - math.log(C)
-
 def conditional_iw_nll(model:nn.Module, # has `log_weights(x, k, y)` and `n_classes`
                        loader, # batches with labels, e.g. `data.test`
                        k:int=5000, # importance samples per example (per label with `marginal`)
@@ -195,9 +173,13 @@ def conditional_iw_nll(model:nn.Module, # has `log_weights(x, k, y)` and `n_clas
                        **kwargs, # passed on to `iw_nll`: `max_elems`, `n_max`, `progress`
                       ) -> float: # nats per example
     "`iw_nll` for a conditional model: $-\\log p(x|y)$ under each example's label, or $-\\log p(x)$ with `marginal`"
-    feed = _LabelFeed(model, marginal)
-    if marginal: kwargs['max_elems'] = max(1, kwargs.get('max_elems', 2**24)//model.n_classes)
-    return iw_nll(feed, feed.feed(loader), k, **kwargs)
+    if not marginal: return iw_nll(model, loader, k, log_weights=lambda x, y, k: model.log_weights(x, k, y), **kwargs)
+    C = model.n_classes   # p(x) = sum_y p(y) p(x|y) with p(y) = 1/C: every sample is decoded under each label
+    def log_weights(x, y, k):
+        return torch.cat([model.log_weights(x, k, torch.full_like(y, c)) for c in range(C)]) - math.log(C)
+    cap = kwargs.get('max_elems') or (2**20 if next(model.parameters()).device.type == 'cpu' else 2**25)
+    kwargs['max_elems'] = max(1, cap//C)
+    return iw_nll(model, loader, k, log_weights=log_weights, **kwargs)
 
 # %% ../../nbs/07_conditional_vae.ipynb #9c394835
 @torch.no_grad()

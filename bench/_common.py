@@ -1,0 +1,25 @@
+"""Helpers the benchmark scripts share: naming the machine in a record, and keeping records small."""
+import platform
+from pathlib import Path
+
+import torch
+
+
+def machine(device: torch.device) -> str:
+    "'GPU <name>' or 'CPU <model name>, N torch threads', for a record's `machine` field"
+    if device.type == 'cuda': return f"GPU {torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
+    except OSError: pass
+    n = torch.get_num_threads()
+    return f"CPU {cpu}, {n} torch thread{'s' if n != 1 else ''}"
+
+
+def rounded(o, digits=5):
+    "Floats to `digits` significant digits, so the committed JSON stays small"
+    if isinstance(o, float): return float(f'{o:.{digits}g}')
+    if isinstance(o, dict): return {k: rounded(v, digits) for k, v in o.items()}
+    if isinstance(o, list): return [rounded(v, digits) for v in o]
+    return o
