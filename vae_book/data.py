@@ -1,5 +1,4 @@
-"""MNIST and Fashion-MNIST as in-memory tensors, with binarization, splits and fast shuffled batches; plus
-small 2-D toy sets.
+"""MNIST and Fashion-MNIST as in-memory tensors, with binarization, splits and fast shuffled batches; plus small 2-D toy sets.
 
 Docs: https://vae-book.github.io/vae-book/data.html.md"""
 

@@ -1,5 +1,4 @@
-"""Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise
-than the score-function estimator.
+"""Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise than the score-function estimator.
 
 Docs: https://vae-book.github.io/vae-book/reparameterization.html.md"""
 

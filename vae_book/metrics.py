@@ -1,5 +1,4 @@
-"""Importance-sampled test NLL, active units and per-dimension KL for VAEs; a small classifier trained here,
-and the sample metrics built on it: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
+"""Importance-sampled test NLL, active units and per-dimension KL for VAEs; a small classifier trained here, and the sample metrics built on it: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
 
 Docs: https://vae-book.github.io/vae-book/metrics.html.md"""
 

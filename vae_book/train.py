@@ -1,5 +1,4 @@
-"""One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation,
-mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.
+"""One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation, mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.
 
 Docs: https://vae-book.github.io/vae-book/train.html.md"""
 

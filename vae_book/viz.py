@@ -1,5 +1,4 @@
-"""Pure plotly figure builders: image grids, latent scatters, decoded manifolds, interpolations, KL bars,
-training curves, and slider figures that work on a static page.
+"""Pure plotly figure builders: image grids, latent scatters, decoded manifolds, interpolations, KL bars, training curves, and slider figures that work on a static page.
 
 Docs: https://vae-book.github.io/vae-book/viz.html.md"""
 

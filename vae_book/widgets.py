@@ -1,5 +1,4 @@
-"""Latent-space explorers for JupyterLab: interpolate between two images or two classes, traverse each
-latent dimension, and pick the class of a conditional model; every slider step redraws at once.
+"""Latent-space explorers for JupyterLab: interpolate between two images or two classes, traverse each latent dimension, and pick the class of a conditional model; every slider step redraws at once.
 
 Docs: https://vae-book.github.io/vae-book/widgets.html.md"""
 

@@ -1,5 +1,4 @@
-"""What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its
-importance-weighted tightening, all checked on a model whose likelihood is exact.
+"""What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its importance-weighted tightening, all checked on a model whose likelihood is exact.
 
 Docs: https://vae-book.github.io/vae-book/kl_elbo.html.md"""
 

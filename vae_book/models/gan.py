@@ -1,6 +1,4 @@
-"""A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples,
-class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions
-through a discriminator's eyes.
+"""A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
 
 Docs: https://vae-book.github.io/vae-book/gan.html.md"""
 

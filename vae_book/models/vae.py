@@ -1,5 +1,4 @@
-"""Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates,
-measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
+"""Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
 
 Docs: https://vae-book.github.io/vae-book/vae.html.md"""
 
