@@ -1,3 +1,21 @@
-"""An interactive textbook on variational autoencoders, and the PyTorch library it builds"""
+"""An interactive textbook on variational autoencoders, and the PyTorch library it builds
+
+Modules:
+
+- `vae_book.core`: Devices, seeds and the book's plotting set-up: the few things every chapter needs.
+- `vae_book.data`: MNIST and Fashion-MNIST as in-memory tensors, with binarization, splits and fast shuffled batches; plus small 2-D toy sets.
+- `vae_book.estimators`: Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise than the score-function estimator.
+- `vae_book.losses.elbo`: What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its importance-weighted tightening, all checked on a model whose likelihood is exact.
+- `vae_book.losses.recon`: Binary cross-entropy and squared error are negative log-likelihoods: where they come from, and what their knobs do.
+- `vae_book.metrics`: Importance-sampled test NLL, active units and per-dimension KL for VAEs; a small classifier trained here, and the sample metrics built on it: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
+- `vae_book.models.autoencoder`: An encoder squeezes an image through a few numbers; a decoder rebuilds it: what the bottleneck keeps.
+- `vae_book.models.cvae`: Tell the model what to draw: encoder and decoder both see the label, so the code is free to hold the style.
+- `vae_book.models.encoders`: Same `VAE` class, new encoders: convolutions and attention over patches, compared at equal size.
+- `vae_book.models.gan`: A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
+- `vae_book.models.vae`: Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
+- `vae_book.pretrained`: Small checkpoints shipped inside the package, so every explorer works before you train anything.
+- `vae_book.train`: One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation, mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.
+- `vae_book.viz`: Pure plotly figure builders: image grids, latent scatters, decoded manifolds, interpolations, KL bars, training curves, and slider figures that work on a static page.
+- `vae_book.widgets`: Latent-space explorers for JupyterLab: interpolate between two images or two classes, traverse each latent dimension, and pick the class of a conditional model; every slider step redraws at once."""
 
 __version__ = "0.0.1"
