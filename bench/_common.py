@@ -5,16 +5,20 @@ from pathlib import Path
 import torch
 
 
+def cpu_name() -> str:
+    "The CPU's model name from /proc/cpuinfo, else what `platform` knows"
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine()
+
+
 def machine(device: torch.device) -> str:
     "'GPU <name>' or 'CPU <model name>, N torch threads', for a record's `machine` field"
     if device.type == 'cuda': return f"GPU {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'): cpu = line.split(':', 1)[1].strip(); break
-    except OSError: pass
     n = torch.get_num_threads()
-    return f"CPU {cpu}, {n} torch thread{'s' if n != 1 else ''}"
+    return f"CPU {cpu_name()}, {n} torch thread{'s' if n != 1 else ''}"
 
 
 def rounded(o, digits=5):

@@ -22,7 +22,7 @@ Writes a JSON record (`--out`) and, with `--save`, a checkpoint (`vae_book.train
 metrics and the exact command.
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, shlex, sys, time
+import argparse, json, os, platform, shlex, sys, time
 from dataclasses import asdict
 from pathlib import Path
 

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn, Tensor
+from torch import nn
 
 from vae_book.core import get_device, set_seed
 from vae_book.data import TensorLoader, book_dataset, data_root, get_data, load_images
@@ -42,6 +42,8 @@ from vae_book.losses.elbo import ELBO
 from vae_book.metrics import iw_nll
 from vae_book.models.vae import mlp_vae
 from vae_book.train import evaluate, fit
+
+from _common import cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,7 +138,7 @@ def run_fit(name, epochs, overrides, seed, device, on_epoch):
     hist = fit(model, (data.train, data.test), epochs=epochs, seed=seed, device=str(device),
                progress=False, **overrides)
     for r in hist: on_epoch(r['time'], r['valid_loss'], r['train_loss'])
-    return model, setup, len(data.train.x), data
+    return model, setup, len(data.train.x)
 
 
 # ------------------------------------------------------------------------------------------- GEMM limit
@@ -187,14 +189,14 @@ def gemm_limit(model:nn.Module, n_images:int, batch_size:int, device, dtype=torc
 
 
 # ------------------------------------------------------------------------------------------- IW-NLL
-def time_iw_nll(model, test:TensorLoader, k:int, n:int, batch_size:int, max_elems:int|None=None) -> dict:
+def time_iw_nll(model, test:TensorLoader, k:int, n:int, batch_size:int) -> dict:
     "Time `iw_nll` with `k` samples on the first `n` test images; extrapolate to the whole test set"
     sub = TensorLoader(test.x[:n], test.y[:n], batch_size)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     set_seed(0); t = time.perf_counter()
-    nll = iw_nll(model, sub, k=k, progress=False, **({'max_elems': max_elems} if max_elems else {}))
+    nll = iw_nll(model, sub, k=k, progress=False)
     dt = time.perf_counter() - t
-    return {'k': k, 'n_images': n, 'max_elems': max_elems or 'default', 'seconds': dt, 'images_per_s': n/dt, 'batch_size': batch_size,
+    return {'k': k, 'n_images': n, 'seconds': dt, 'images_per_s': n/dt, 'batch_size': batch_size,
             'decoder_evals_per_s': n*k/dt, 'n_test': len(test.x),
             'seconds_full_test_extrapolated': dt*len(test.x)/n, 'iw_nll_subset': nll,
             'max_rss_growth_mb': (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0)/1024}
@@ -237,15 +239,7 @@ def _load():
     except OSError: return None
 
 
-def _cpu_name():
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'): return line.split(':', 1)[1].strip()
-    except OSError: pass
-    return platform.processor()
-
-
-def summarize(run, target, ref_sec=None):
+def summarize(run, target, ref_sec):
     per = [t for rep in run['epoch_seconds'] for t in rep]
     s = {'sec_per_epoch_min': min(per), 'sec_per_epoch_median': statistics.median(per),
          'images_per_s': run['n_train']/min(per),
@@ -295,7 +289,7 @@ def main(argv=None):
     res = {'meta': {'command': 'python ' + ' '.join(map(shlex.quote, ['bench/speed.py', *(argv or sys.argv[1:])])),
                     'date': time.strftime('%Y-%m-%d %H:%M:%S'), 'torch': torch.__version__,
                     'python': platform.python_version(), 'device': str(device),
-                    'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name(),
+                    'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name(),
                     'cpu_count': os.cpu_count(), 'threads': torch.get_num_threads(),
                     'cpu_capability': torch.backends.cpu.get_cpu_capability(), 'dataset': name,
                     'epochs': a.epochs, 'repeats': a.repeats, 'clock': a.clock, 'loadavg_before': _load()},
@@ -325,7 +319,7 @@ def main(argv=None):
                 model, setup, n, loader_s = run_reference(name, a.epochs, bs, lr, a.seed + r, device, test, on_epoch)
                 run['loader_only_seconds'] = min(run.get('loader_only_seconds', math.inf), loader_s)
             else:
-                model, setup, n, _ = run_fit(name, a.epochs, over, a.seed + r, device, on_epoch)
+                model, setup, n = run_fit(name, a.epochs, over, a.seed + r, device, on_epoch)
                 fitted = model
             run['epoch_seconds'].append(secs); run['test_loss'].append(losses); run['train_loss'].append(trains)
             run['setup_seconds'] = min(run.get('setup_seconds', math.inf), setup); run['n_train'] = n
@@ -341,12 +335,8 @@ def main(argv=None):
     ref = next((r for r in res['runs'] if r['name'].startswith('reference')), None)
     target = a.target
     if target is None and ref is not None: target = statistics.mean(rep[-1] for rep in ref['test_loss'])
-    ref_sec = None
-    for r in res['runs']:
-        r['summary'] = summarize(r, target, ref_sec)
-        if r is ref: ref_sec = r['summary']['sec_per_epoch_min']
-    for r in res['runs']:  # the reference comes first, but recompute in case it did not
-        if ref_sec: r['summary']['speedup_vs_reference'] = ref_sec/r['summary']['sec_per_epoch_min']
+    ref_sec = min(t for rep in ref['epoch_seconds'] for t in rep) if ref is not None else None
+    for r in res['runs']: r['summary'] = summarize(r, target, ref_sec)
     res['target_test_loss'] = target
     res['target_is_reference_final'] = a.target is None
     if a.iw_n and fitted is not None:

@@ -10,7 +10,7 @@ PNG to the browser and painting it are not included: they do not depend on the m
 shipped pretrained Fashion-MNIST models and Fashion-MNIST test images when they are on disk
 (random images otherwise). The target is <= 50 ms per step for the MLP models.
 """
-import argparse, statistics, sys, time
+import argparse, statistics, sys
 
 import numpy as np
 import torch

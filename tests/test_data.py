@@ -1,5 +1,5 @@
 "Data loading on the real Fashion-MNIST files: shapes, ranges, splits, binarization and offline errors."
-import gzip, os, shutil
+import os, shutil
 from pathlib import Path
 import pytest, torch
 from vae_book.data import (DataNotFoundError, TensorLoader, book_dataset, data_root, get_data, load_images,
@@ -100,7 +100,6 @@ def test_book_dataset_env_and_fallback(tmp_path, monkeypatch):
     assert got == 'fashion' or (tmp_path/'MNIST'/'raw'/_FILES[0]).exists()
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_loader_on_gpu(fashion):
     tl = fashion.train.to('cuda'); b = next(iter(tl))
     assert b.x.is_cuda and b.y.is_cuda and set(b.x.unique().tolist()) <= {0., 1.}

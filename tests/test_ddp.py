@@ -8,7 +8,7 @@ training on the same global batches: a world-size-1 process group run (same batc
 autoencoder then agrees to float rounding) and a plain single-process `fit` (different batch order and
 noise: within a few per cent).
 """
-import os, socket, subprocess, sys, shutil
+import os, socket, subprocess, sys
 from pathlib import Path
 
 import pytest

@@ -160,7 +160,6 @@ def test_determinism_and_dtype():
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_on_cuda():
     dev = torch.device('cuda')
     mu, logvar = torch.zeros(4, 2, device=dev), torch.zeros(4, 2, device=dev)

@@ -13,8 +13,8 @@ from vae_book.estimators import reparameterize
 from vae_book.losses.elbo import gaussian_kl
 from vae_book.metrics import iw_nll, lenet
 from vae_book.models.encoders import conv_vae
-from vae_book.models.gan import (DCGAN, DCDiscriminator, DCGenerator, GANHistory, Player, VAEGAN, VAEGANTerms,
-                                 comparison_table, dcgan, fit_gan, hop, loss_tracks_fd, players, sample_monitor,
+from vae_book.models.gan import (DCGAN, DCDiscriminator, DCGenerator, GANHistory, VAEGANTerms,
+                                 comparison_table, dcgan, fit_gan, hop, loss_tracks_fd, sample_monitor,
                                  score_model, sharpness, trend_to_noise, vae_gan, worst_setback)
 from vae_book.train import TrainConfig, TrainingError, fit, load, save
 
@@ -208,7 +208,6 @@ def test_score_and_table():
     assert t.count('\n') == 4 and 'undefined: no density' in t and '| VAE |' in t
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.cuda
 def test_fit_gan_on_cuda_with_amp():
     set_seed(0); m = vae_gan(L, C)

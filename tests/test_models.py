@@ -206,11 +206,9 @@ def test_log_weights(name):
 
 
 # ----------------------------------------------------------------------------- CUDA
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize('name', NAMES)
 def test_loss_backward_on_cuda(name):
     dev = torch.device('cuda')

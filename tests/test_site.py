@@ -6,13 +6,13 @@ the builder, or when VAE_BOOK_SITE_BUILT=1; VAE_BOOK_SITE_BUILT=0 forces a build
 leaves 127.0.0.1, no broken local file, plotly figures drawn, saved widgets rendered,
 LaTeX typeset. Skips without playwright/Chromium unless VAE_BOOK_REQUIRE_BROWSER=1.
 """
-import functools, http.server, os, shutil, socketserver, subprocess, sys, threading, time
+import functools, http.server, os, socketserver, subprocess, sys, threading, time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from browser import CHROMIUM_ARGS, need_browser, skip_or_fail
+from browser import CHROMIUM_ARGS, need_browser
 
 pytestmark = pytest.mark.browser
 

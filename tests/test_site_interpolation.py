@@ -7,13 +7,13 @@ request leaving 127.0.0.1. `_site/` is built with `tools/build_site.py --offline
 newer than the notebook (or VAE_BOOK_SITE_BUILT=1). Skips without playwright/Chromium unless
 VAE_BOOK_REQUIRE_BROWSER=1.
 """
-import functools, http.server, os, shutil, subprocess, sys, threading
+import functools, http.server, os, subprocess, sys, threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
-from browser import CHROMIUM_ARGS, chromium, need_browser, skip_or_fail
+from browser import CHROMIUM_ARGS, chromium, need_browser
 
 pytestmark = pytest.mark.browser
 

@@ -4,19 +4,18 @@ Real data: a small Fashion-MNIST subset (skipped where the files are missing). T
 paths (data on the device, pinned-memory copies, bf16/fp16 autocast, the sync-free NaN check that skips bad
 steps, torch.compile) and skip without a GPU.
 """
-import dataclasses, math, warnings
+import dataclasses, math
 from typing import NamedTuple
 
 import pytest
 import torch
 from torch import nn, Tensor
 
-from vae_book.core import ARCHS, register_arch, set_seed
-from vae_book.data import Batch, Data, TensorLoader, get_data
+from vae_book.core import set_seed
+from vae_book.data import Data, TensorLoader, get_data
 from vae_book.models.vae import mlp_vae
 from vae_book.train import (Checkpoint, History, TrainConfig, TrainingError, evaluate, fit, load, save)
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _fashion():
@@ -217,7 +216,6 @@ def test_sync_free_path_on_cpu(data, monkeypatch):
 
 # ------------------------------------------------------------------ CUDA
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize('on_device', [True, False])
 def test_cuda_data_paths(data, on_device):
     "Data copied to the GPU once, or fed through pinned buffers: both learn the same"
@@ -227,7 +225,6 @@ def test_cuda_data_paths(data, on_device):
 
 
 @pytest.mark.cuda
-@cuda
 @pytest.mark.parametrize('amp', [True, 'bf16', 'fp16'])
 def test_cuda_amp(data, amp):
     set_seed(0); m = small_vae()
@@ -236,7 +233,6 @@ def test_cuda_amp(data, amp):
 
 
 @pytest.mark.cuda
-@cuda
 def test_cuda_nan_steps_skipped_and_reported(data):
     m = AE(nan_at=5)
     with pytest.raises(TrainingError, match=r'non-finite in 1 of the last 16 steps .* at epoch 1, step 16;'):
@@ -245,7 +241,6 @@ def test_cuda_nan_steps_skipped_and_reported(data):
 
 
 @pytest.mark.cuda
-@cuda
 def test_cuda_compile(data):
     h = fit(small_vae(), data, epochs=2, device='cuda', compile=True, progress=False)
     assert h.last['valid_loss'] < h[0]['train_loss']

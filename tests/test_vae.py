@@ -1,5 +1,4 @@
 """The chapter-6 `VAE` and `mlp_vae`: shapes, gradients, training, determinism, checkpoints, errors."""
-import math
 
 import pytest
 import torch
@@ -11,7 +10,7 @@ from vae_book.losses.elbo import iwae_bound
 from vae_book.losses.recon import bernoulli_nll, gaussian_nll
 from vae_book.metrics import iw_nll
 from vae_book.models.vae import VAE, VAEOutput, mlp_vae
-from vae_book.train import TrainConfig, evaluate, fit, load, save
+from vae_book.train import TrainConfig, fit, load, save
 
 B, D = 8, 4
 

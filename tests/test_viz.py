@@ -21,11 +21,6 @@ from vae_book.metrics import LatentUsage
 
 
 @pytest.fixture(scope="module")
-def vae2():
-    set_seed(0); return mlp_vae(latent_dim=2, hidden_dim=32).eval()
-
-
-@pytest.fixture(scope="module")
 def vae8():
     set_seed(1); return mlp_vae(latent_dim=8, hidden_dim=32).eval()
 

@@ -15,7 +15,7 @@ network requests. The JS packages come from `npm pack` once, into `.cache/site-a
 """
 from __future__ import annotations
 
-import argparse, hashlib, html, io, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time
+import argparse, html, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,11 +13,12 @@ Docs: https://vae-book.github.io/vae-book/core.html.md"""
 # %% ../nbs/00_core.ipynb #b141c0a0
 from __future__ import annotations
 import functools, inspect, os, random
+from contextlib import contextmanager
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ARCHS', 'get_device', 'set_seed', 'use_book_renderer', 'budget', 'register_arch', 'build_arch']
+__all__ = ['ARCHS', 'get_device', 'set_seed', 'use_book_renderer', 'budget', 'evaluating', 'register_arch', 'build_arch']
 
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
@@ -78,6 +79,14 @@ def use_book_renderer():
 def budget(fast, full):
     "`full` when `$VAE_BOOK_FULL` is set, otherwise `fast`"
     return full if os.environ.get('VAE_BOOK_FULL', '') not in ('', '0') else fast
+
+# %% ../nbs/00_core.ipynb #6c373b49
+@contextmanager
+def evaluating(model:torch.nn.Module):
+    "Eval mode inside the block (dropout off, batch norm frozen), the previous mode after it, even on errors"
+    was = model.training; model.eval()
+    try: yield model
+    finally: model.train(was)
 
 # %% ../nbs/00_core.ipynb #c73dfc51
 ARCHS = {}

@@ -11,14 +11,14 @@ Docs: https://vae-book.github.io/vae-book/pretrained.html.md"""
 
 # %% ../nbs/00f_pretrained.ipynb #649d10d6
 from __future__ import annotations
-import copy, dataclasses, importlib, math
+import copy, dataclasses, importlib
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import torch
 from torch import nn
 import vae_book
 from .core import build_arch, get_device, set_seed
-from .data import get_data, CLASSES
+from .data import get_data
 from .train import TrainConfig, fit, evaluate, save, load
 
 # %% auto #0

@@ -17,15 +17,15 @@ Docs: https://vae-book.github.io/vae-book/train.html.md"""
 from __future__ import annotations
 import atexit, dataclasses, inspect, math, os, time, warnings
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import NamedTuple, Any
+from typing import NamedTuple
 import torch
 import torch.distributed as dist
 from torch import nn, Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from .core import get_device, set_seed, build_arch, ARCHS
+from .core import evaluating, get_device, set_seed, build_arch, ARCHS
 from .data import Batch, Data, TensorLoader
 
 # %% auto #0
@@ -97,9 +97,7 @@ def evaluate(model:nn.Module, # a model with `.loss(batch)`
             ) -> dict:
     "Mean of every scalar field of `model.loss` over `loader`, weighted by batch size"
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    was_training = model.training; model.eval()
-    try: sums, n = _eval_sums(model, loader, device, amp)
-    finally: model.train(was_training)
+    with evaluating(model): sums, n = _eval_sums(model, loader, device, amp)
     if n == 0: raise ValueError("evaluate got an empty loader")
     return {k: (v/n).item() for k, v in sums.items()}
 
@@ -275,13 +273,8 @@ def _epoch(train, epoch, cfg, dd, device):
 # %% ../nbs/00b_train.ipynb #ca03c8e8
 def _valid_row(model, valid, cfg, device, dd, keys) -> dict:
     "Validation means, averaged over every process's share"
-    model.eval()
-    try:
-        with torch.no_grad(): sums, n = _eval_sums(model, valid, device, cfg.amp)
-    finally: model.train()
-    if dd is None:
-        if n == 0: raise ValueError("evaluate got an empty loader")
-        return {f'valid_{k}': (v/n).item() for k, v in sums.items()}
+    if dd is None: return {f'valid_{k}': v for k, v in evaluate(model, valid, device, cfg.amp).items()}
+    with evaluating(model), torch.no_grad(): sums, n = _eval_sums(model, valid, device, cfg.amp)
     keys = keys + [k for k in sums if k not in keys]
     tot = torch.stack([torch.as_tensor(sums.get(k, 0.), dtype=torch.float32, device=device).reshape(())
                        for k in keys] + [torch.tensor(float(n), device=device)])

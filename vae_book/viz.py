@@ -14,7 +14,6 @@ Docs: https://vae-book.github.io/vae-book/viz.html.md"""
 # %% ../nbs/00c_viz.ipynb #8bfda227
 from __future__ import annotations
 import base64, io, math
-from contextlib import contextmanager
 from typing import Sequence
 import numpy as np
 import torch
@@ -23,12 +22,13 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 from PIL import Image
+from .core import evaluating  # re-exported: `from vae_book.viz import evaluating` keeps working
 
 # %% auto #0
-__all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'evaluating', 'model_device', 'encode_mean', 'decode',
-           'pca_2d', 'plot_latent_scatter', 'latent_grid', 'plot_latent_manifold', 'interpolate_latent',
-           'plot_interpolation', 'plot_kl_per_dim', 'plot_history', 'interpolation_slider_figure',
-           'traversal_slider_figure', 'class_slider_figure']
+__all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'model_device', 'encode_mean', 'decode', 'pca_2d',
+           'plot_latent_scatter', 'latent_grid', 'plot_latent_manifold', 'interpolate_latent', 'plot_interpolation',
+           'plot_kl_per_dim', 'plot_history', 'interpolation_slider_figure', 'traversal_slider_figure',
+           'class_slider_figure']
 
 # %% ../nbs/00c_viz.ipynb #bff11ff6
 def to_images(x) -> np.ndarray:
@@ -87,7 +87,7 @@ def plot_images(x, # images, see `to_images`
     "A grid of greyscale images as one `go.Image` trace"
     imgs = to_images(x); n, h, w = imgs.shape
     if titles is not None and len(titles) != n: raise ValueError(f"got {len(titles)} titles for {n} images")
-    ncols = max(1, min(ncols, n)); nrows = math.ceil(n/ncols); pt = 9 if titles is not None else 0
+    ncols = max(1, min(ncols, n)); pt = 9 if titles is not None else 0
     canvas = tile(imgs, ncols, pad_top=pt)
     scale = scale or min(6, 720/canvas.shape[1])
     fig = go.Figure(_image_trace(canvas))
@@ -102,13 +102,6 @@ def plot_images(x, # images, see `to_images`
     return fig
 
 # %% ../nbs/00c_viz.ipynb #565a7daa
-@contextmanager
-def evaluating(model:nn.Module):
-    "Eval mode inside the block, the previous mode after it"
-    was = model.training; model.eval()
-    try: yield model
-    finally: model.train(was)
-
 def model_device(model:nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device('cpu')

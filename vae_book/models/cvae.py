@@ -17,11 +17,11 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import register_arch
+from ..core import evaluating, register_arch
 from ..data import Batch, get_data
 from ..estimators import reparameterize
-from ..losses.elbo import ELBO, elbo_loss, LIKELIHOODS
-from ..metrics import iw_nll, lenet, LeNet
+from ..losses.elbo import ELBO, elbo_loss, iwae_bound, LIKELIHOODS
+from ..metrics import default_max_elems, iw_nll, lenet, LeNet
 from .autoencoder import MLPEncoder, MLPDecoder, check_features
 from .vae import VAEOutput
 from ..train import fit
@@ -41,8 +41,9 @@ def check_labels(y, # class indices, a tensor or a list
         raise TypeError(f"labels must be integers (class indices), got dtype {y.dtype}")
     if y.dim() != 1: raise ValueError(f"labels must have shape (B,), got {tuple(y.shape)}")
     if n is not None and len(y) != n: raise ValueError(f"got {len(y)} labels for {n} examples")
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"labels must be in [0, {n_classes}), got values from {y.min().item()} to {y.max().item()}")
+    if len(y):
+        lo, hi = torch.stack(torch.aminmax(y)).tolist()   # one read from the device, not two
+        if lo < 0 or hi >= n_classes: raise ValueError(f"labels must be in [0, {n_classes}), got values from {lo} to {hi}")
     return y.long()
 
 class LabelCode(nn.Module):
@@ -52,8 +53,8 @@ class LabelCode(nn.Module):
         self.n_classes, self.dim = n_classes, embed_dim or n_classes
         self.embed = nn.Embedding(n_classes, embed_dim) if embed_dim else None
 
-    def forward(self, y:Tensor) -> Tensor:
-        y = check_labels(y, self.n_classes)
+    def forward(self, y:Tensor, n:int|None=None) -> Tensor: # `n`: the number of examples `y` must label
+        y = check_labels(y, self.n_classes, n)
         return self.embed(y) if self.embed is not None else F.one_hot(y, self.n_classes).float()
 
 # %% ../../nbs/07_conditional_vae.ipynb #1c0efae5
@@ -92,15 +93,15 @@ class CVAE(nn.Module):
     def device(self) -> torch.device: return next(self.parameters()).device
 
     def encode(self, x:Tensor, y:Tensor) -> tuple[Tensor, Tensor]:
-        return self.encoder(x, self.label(check_labels(y, self.n_classes, len(x)).to(x.device)))
+        return self.encoder(x, self.label(torch.as_tensor(y, device=x.device), len(x)))
 
     def decode(self, z:Tensor, y:Tensor) -> Tensor:
         "Images in data space (Bernoulli probabilities, or Gaussian means) for codes `z` and labels `y`"
-        out = self.decoder(z, self.label(check_labels(y, self.n_classes, len(z)).to(z.device)))
+        out = self.decoder(z, self.label(torch.as_tensor(y, device=z.device), len(z)))
         return torch.sigmoid(out) if self.likelihood == 'bernoulli' else out
 
     def forward(self, x:Tensor, y:Tensor) -> VAEOutput:
-        c = self.label(check_labels(y, self.n_classes, len(x)))
+        c = self.label(y, len(x))
         mu, logvar = self.encoder(x, c)
         z = reparameterize(mu, logvar)
         return VAEOutput(self.decoder(z, c), mu, logvar, z)
@@ -137,7 +138,7 @@ class CVAE(nn.Module):
         "`(k, B)` log importance weights $\\log p(x, z_i|y) - \\log q(z_i|x, y)$, $z_i \\sim q(z|x, y)$"
         if y is None: raise ValueError("a CVAE's likelihood p(x|y) needs the labels `y`; to score a loader use "
                                        "`conditional_iw_nll(model, loader)` (or `marginal=True` for p(x))")
-        c = self.label(check_labels(y, self.n_classes, len(x)).to(x.device))
+        c = self.label(torch.as_tensor(y, device=x.device), len(x))
         mu, logvar = self.encoder(x, c)
         z = reparameterize(mu, logvar, n=k)                                      # (k, B, D)
         ck = c.unsqueeze(0).expand(k, *c.shape).flatten(0, 1)                   # (k*B, label_dim)
@@ -184,7 +185,7 @@ def conditional_iw_nll(model:nn.Module, # has `log_weights(x, k, y)` and `n_clas
     C = model.n_classes   # p(x) = sum_y p(y) p(x|y) with p(y) = 1/C: every sample is decoded under each label
     def log_weights(x, y, k):
         return torch.cat([model.log_weights(x, k, torch.full_like(y, c)) for c in range(C)]) - math.log(C)
-    cap = kwargs.get('max_elems') or (2**20 if next(model.parameters()).device.type == 'cpu' else 2**25)
+    cap = kwargs.get('max_elems') or default_max_elems(next(model.parameters()).device)
     kwargs['max_elems'] = max(1, cap//C)
     return iw_nll(model, loader, k, log_weights=log_weights, **kwargs)
 
@@ -195,8 +196,6 @@ def class_log_likelihood(model:CVAE, # a conditional model with `log_weights(x, 
                          k:int=16, # importance samples per image and label
                         ) -> Tensor: # (B, n_classes)
     "$k$-sample estimates of $\\log p(x|y)$ for every label `y`: `argmax(1)` is the model's Bayes classifier"
-    was = model.training; model.eval()
-    try:
-        return torch.stack([torch.logsumexp(model.log_weights(x, k, torch.full((len(x),), c, device=x.device)), 0)
-                            for c in range(model.n_classes)], 1) - math.log(k)
-    finally: model.train(was)
+    with evaluating(model):
+        return torch.stack([iwae_bound(model.log_weights(x, k, torch.full((len(x),), c, device=x.device)))
+                            for c in range(model.n_classes)], 1)

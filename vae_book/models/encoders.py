@@ -12,13 +12,13 @@ Docs: https://vae-book.github.io/vae-book/encoders.html.md"""
 
 # %% ../../nbs/08_encoders.ipynb #f8267492
 from __future__ import annotations
-import math, time
+import math
 from typing import Callable
 import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import nn, Tensor
-from ..core import register_arch, set_seed
+from ..core import evaluating, register_arch, set_seed
 from ..data import Data, TensorLoader
 from ..metrics import iw_nll, fd_lenet
 from .vae import VAE, mlp_vae
@@ -219,9 +219,8 @@ def plot_patch_attention(encoder:ViTEncoder, # with `pool='cls'`
                          title:str|None=None) -> go.Figure:
     "The image, then the CLS token's attention over patches for every layer and rolled out through all"
     x = as_images(x.reshape(1, -1), encoder.patch.in_shape).to(next(encoder.parameters()).device)
-    was = encoder.training; encoder.eval()
-    try: per_layer, roll = patch_attention(encoder, x)[0].cpu(), patch_attention(encoder, x, rollout=True)[0, 0].cpu()
-    finally: encoder.train(was)
+    with evaluating(encoder):
+        per_layer, roll = patch_attention(encoder, x)[0].cpu(), patch_attention(encoder, x, rollout=True)[0, 0].cpu()
     maps = [*per_layer, roll]; names = [f'layer {i+1}' for i in range(len(per_layer))] + ['rollout']
     fig = make_subplots(1, len(maps) + 1, subplot_titles=['image', *names], horizontal_spacing=0.02)
     fig.add_trace(go.Heatmap(z=x[0, 0].cpu().numpy(), colorscale='gray', showscale=False), 1, 1)

@@ -24,14 +24,14 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from ..core import get_device, set_seed, register_arch
-from ..data import Data, TensorLoader, get_data, CLASSES
+from ..core import evaluating, get_device, set_seed, register_arch
+from ..data import TensorLoader, get_data, CLASSES
 from ..train import TrainConfig, History, TrainingError, evaluate, fit
 from ..train import _as_batch, _autocast, _fields, _split  # fit's own plumbing, shared
 from ..estimators import reparameterize
 from ..losses.elbo import gaussian_kl
 from ..losses.recon import bernoulli_nll
-from ..metrics import LeNet, lenet, class_coverage, fd_lenet, iw_nll
+from ..metrics import LeNet, class_coverage, fd_lenet, iw_nll
 from .vae import VAE
 from .encoders import ConvEncoder, ConvDecoder, as_images, conv_vae
 from .cvae import get_judge
@@ -125,9 +125,7 @@ class DCGAN(nn.Module):
     @torch.no_grad()
     def sample(self, n:int, device=None) -> Tensor:
         "`n` generated images in [0, 1] (batch norm in eval mode, so sampling changes nothing)"
-        was = self.training; self.eval()
-        try: return self.generate(torch.randn(n, self.latent_dim, device=device or self.device))
-        finally: self.train(was)
+        with evaluating(self): return self.generate(torch.randn(n, self.latent_dim, device=device or self.device))
 
 @register_arch
 def dcgan(latent_dim:int=32, channels:int=32, batchnorm:bool=True) -> DCGAN:
@@ -227,10 +225,8 @@ def fit_gan(model:nn.Module, # has `.players()` (a game), or `.loss(batch)` (one
     hist, gstep = GANHistory(config=asdict(cfg)), 0
 
     def watch(epoch:float) -> float:
-        t = time.perf_counter(); was = model.training; model.eval()
-        try:
-            with _fork_rng(device), torch.no_grad(): res = monitor(model)
-        finally: model.train(was)
+        t = time.perf_counter()
+        with evaluating(model), _fork_rng(device), torch.no_grad(): res = monitor(model)
         hist.monitor.append({'step': gstep, 'epoch': epoch, **res})
         return time.perf_counter() - t
 

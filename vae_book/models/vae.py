@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 import torch
-import torch.nn.functional as F
 from torch import nn, Tensor
 from ..core import register_arch
 from ..estimators import reparameterize
