@@ -1,6 +1,7 @@
 """What the browser tests share: finding Chromium, its flags, and skipping (or failing) when it is missing."""
 import os, shutil
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -31,3 +32,9 @@ def need_browser():
     exe = chromium()
     if not exe: skip_or_fail("no Chromium found (apt-get install chromium, or set VAE_BOOK_CHROMIUM)")
     return exe
+
+
+def is_local(url):
+    "Whether a request stays on this machine: data/blob/about URLs or 127.0.0.1"
+    u = urlparse(url)
+    return u.scheme in ("data", "blob", "about") or u.hostname == "127.0.0.1"

@@ -1,9 +1,16 @@
 """Fixtures shared by several test files."""
+import functools, http.server, os, subprocess, sys, threading
+from pathlib import Path
+
 import pytest
 import torch
 
 from vae_book.core import set_seed
 from vae_book.models.vae import mlp_vae
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = ROOT / "_site"
+BUILD_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +22,39 @@ def vae2():
 def pytest_runtest_setup(item):
     "`@pytest.mark.cuda` tests need a CUDA GPU: skip them where there is none"
     if item.get_closest_marker("cuda") and not torch.cuda.is_available(): pytest.skip("needs a CUDA GPU")
+
+
+# ----------------------------------------------------------------- the built site, for the browser tests
+def _site_is_fresh():
+    "_site/ is newer than every notebook, the package and the builder (so a rebuild would match)."
+    stamp = SITE / "assets" / "pages.json"
+    if not stamp.exists(): return False
+    inputs = [*(ROOT / "nbs").rglob("*.ipynb"), ROOT / "nbs" / "sidebar.yml", *(ROOT / "vae_book").rglob("*.py"),
+              ROOT / "tools" / "build_site.py", ROOT / "pyproject.toml"]
+    newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0)
+    return stamp.stat().st_mtime > newest
+
+
+@pytest.fixture(scope="session")
+def site():
+    if os.environ.get("VAE_BOOK_SITE_BUILT") == "1" and (SITE / "index.html").exists(): return SITE
+    if os.environ.get("VAE_BOOK_SITE_BUILT") != "0" and _site_is_fresh(): return SITE
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--offline"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    assert r.returncode == 0, f"build_site.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    assert (SITE / "index.html").exists()
+    return SITE
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+
+
+@pytest.fixture(scope="session")
+def server(site):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: a free port
+    th = threading.Thread(target=httpd.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown(); httpd.server_close()

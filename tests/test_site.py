@@ -6,56 +6,17 @@ the builder, or when VAE_BOOK_SITE_BUILT=1; VAE_BOOK_SITE_BUILT=0 forces a build
 leaves 127.0.0.1, no broken local file, plotly figures drawn, saved widgets rendered,
 LaTeX typeset. Skips without playwright/Chromium unless VAE_BOOK_REQUIRE_BROWSER=1.
 """
-import functools, http.server, os, socketserver, subprocess, sys, threading, time
+import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 
-from browser import CHROMIUM_ARGS, need_browser
+from browser import CHROMIUM_ARGS, is_local, need_browser
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "_site"
 PAGE_TIMEOUT_MS = 60_000  # generous: CI machines can be busy
-BUILD_TIMEOUT_S = 900
-def _site_is_fresh():
-    "_site/ is newer than every notebook, the package and the builder (so a rebuild would match)."
-    stamp = SITE / "assets" / "pages.json"
-    if not stamp.exists(): return False
-    inputs = [*(ROOT / "nbs").rglob("*.ipynb"), ROOT / "nbs" / "sidebar.yml", *(ROOT / "vae_book").rglob("*.py"),
-              ROOT / "tools" / "build_site.py", ROOT / "pyproject.toml"]
-    newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0)
-    return stamp.stat().st_mtime > newest
-
-
-@pytest.fixture(scope="session")
-def site():
-    if os.environ.get("VAE_BOOK_SITE_BUILT") == "1" and (SITE / "index.html").exists(): return SITE
-    if os.environ.get("VAE_BOOK_SITE_BUILT") != "0" and _site_is_fresh(): return SITE
-    r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--offline"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-    assert r.returncode == 0, f"build_site.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    assert (SITE / "index.html").exists()
-    return SITE
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *a): pass
-
-
-@pytest.fixture(scope="session")
-def server(site):
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    socketserver.TCPServer.allow_reuse_address = True
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: a free port
-    th = threading.Thread(target=httpd.serve_forever, daemon=True)
-    th.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown(); httpd.server_close()
-
-
 # Run in the page after load: wait (bounded) for plotly, widgets and MathJax, then report.
 _SETTLE_JS = """async (timeoutMs) => {
   const t0 = Date.now(), sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -91,15 +52,10 @@ _SETTLE_JS = """async (timeoutMs) => {
 }"""
 
 
-def _is_local(url):
-    u = urlparse(url)
-    return u.scheme in ("data", "blob", "about") or u.hostname == "127.0.0.1"
-
-
 def _router(current):
     "Let requests to 127.0.0.1 through; record (for the page being visited) and abort the rest."
     def route(route, request):
-        if _is_local(request.url): route.continue_()
+        if is_local(request.url): route.continue_()
         else:
             rec = current["rec"]
             if request.url not in rec["external"]: rec["external"].append(request.url)
@@ -111,7 +67,7 @@ def _listen(page, rec):
     def on_request(req):
         rec["requests"] += 1
         rec["last_request"] = time.time()
-        if not _is_local(req.url) and req.url not in rec["external"]: rec["external"].append(req.url)
+        if not is_local(req.url) and req.url not in rec["external"]: rec["external"].append(req.url)
 
     def on_console(msg):
         if msg.type == "error":

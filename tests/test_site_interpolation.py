@@ -3,46 +3,29 @@
 The static twins of the widgets (vae_book.viz.*_slider_figure) are plotly figures with precomputed
 frames; on the site, dragging their slider must swap the decoded image. We click the slider rail
 like a reader would and compare the image's pixels before and after, with no console errors and no
-request leaving 127.0.0.1. `_site/` is built with `tools/build_site.py --offline` unless it is already
-newer than the notebook (or VAE_BOOK_SITE_BUILT=1). Skips without playwright/Chromium unless
-VAE_BOOK_REQUIRE_BROWSER=1.
+request leaving 127.0.0.1. `_site/` comes from the shared `site` fixture (tests/conftest.py: built with
+`tools/build_site.py --offline` unless it is newer than everything it is made from, or
+VAE_BOOK_SITE_BUILT=1). Skips without playwright/Chromium unless VAE_BOOK_REQUIRE_BROWSER=1.
 """
-import functools, http.server, os, subprocess, sys, threading
-from pathlib import Path
-from urllib.parse import urlparse
-
 import pytest
 
-from browser import CHROMIUM_ARGS, chromium, need_browser
+from browser import CHROMIUM_ARGS, chromium, is_local, need_browser
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT / "_site"
-NB = ROOT / "nbs" / "06a_latent_explorer.ipynb"
-def _page_file():
-    hits = sorted(SITE.rglob("*latent_explorer*.html"))
+
+def _page_file(site):
+    hits = sorted(site.rglob("*latent_explorer*.html"))
     return hits[0] if hits else None
 
 
 @pytest.fixture(scope="module")
-def page_url():
-    need_browser()
-    page = _page_file()
-    fresh = page is not None and page.stat().st_mtime >= NB.stat().st_mtime
-    if not (fresh or (os.environ.get("VAE_BOOK_SITE_BUILT") == "1" and page is not None)):
-        r = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), "--offline"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, f"build_site.py failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-        page = _page_file()
-    assert page is not None, f"no latent explorer page in {SITE}"
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *a): pass
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(SITE)))
-    th = threading.Thread(target=httpd.serve_forever, daemon=True); th.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/{page.relative_to(SITE).as_posix()}"
-    httpd.shutdown(); httpd.server_close()
+def page_url(request):
+    need_browser()  # before building anything
+    server, site = request.getfixturevalue("server"), request.getfixturevalue("site")
+    page = _page_file(site)
+    assert page is not None, f"no latent explorer page in {site}"
+    return f"{server}/{page.relative_to(site).as_posix()}"
 
 
 # In the page: the slider figures whose first trace is an image, their state, and the image's pixels.
@@ -88,9 +71,8 @@ def test_slider_changes_the_image(page_url):
             ctx.set_default_timeout(30_000)
 
             def route(r):
-                u = r.request.url
-                if u.startswith(("data:", "blob:", "about:")) or urlparse(u).hostname == "127.0.0.1": r.continue_()
-                else: external.append(u); r.abort()
+                if is_local(r.request.url): r.continue_()
+                else: external.append(r.request.url); r.abort()
             ctx.route("**/*", route)
             page = ctx.new_page()
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
