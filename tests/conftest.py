@@ -1,10 +1,11 @@
 """Fixtures shared by several test files."""
-import functools, http.server, os, subprocess, sys, threading
+import functools, http.server, os, subprocess, sys, sysconfig, threading
 from pathlib import Path
 
 import pytest
 import torch
 
+from helpers import run_clean
 from vae_book.core import set_seed
 from vae_book.models.vae import mlp_vae
 
@@ -58,3 +59,43 @@ def server(site):
     th.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown(); httpd.server_close()
+
+
+# ----------------------------------------------------------------- the built wheel, for the packaging tests
+def _new_setuptools():
+    try:
+        import setuptools
+        return int(setuptools.__version__.split(".")[0]) >= 77  # pyproject: setuptools>=77
+    except Exception: return False
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory):
+    "`pip wheel .` once per session"
+    out = tmp_path_factory.mktemp("wheelhouse")
+    base = [sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "-q", "-w", out]
+    # without build isolation when this env can build it (fast, offline); else pip's isolated build
+    r = run_clean(base + ["--no-build-isolation"]) if _new_setuptools() else None
+    if r is None or r.returncode:
+        r = run_clean(base)
+    assert r.returncode == 0, f"pip wheel failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    wheels = list(out.glob("vae_book-*.whl"))
+    assert len(wheels) == 1, f"expected one vae_book wheel, got {wheels}"
+    return wheels[0]
+
+
+@pytest.fixture(scope="session")
+def wheel_venv(wheel, tmp_path_factory):
+    "A fresh venv with the wheel installed; third-party packages borrowed from this environment. Returns its python"
+    venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
+    r = run_clean([sys.executable, "-m", "venv", "--without-pip", venv])
+    assert r.returncode == 0, r.stderr
+    py = venv / "bin" / "python"
+    purelib = Path(run_clean([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
+    r = run_clean([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "-q", wheel])
+    assert r.returncode == 0, f"installing the wheel failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    # then third-party deps (torch, plotly, ...) from this environment, without running its
+    # .pth files (written after the install, so pip never sees this env's editable vae_book)
+    dev_sites = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (purelib / "_vae_book_dev_deps.pth").write_text("".join(f"{p}\n" for p in sorted(dev_sites)))
+    return py

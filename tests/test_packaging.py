@@ -5,42 +5,13 @@ from this environment's site-packages (a plain `.pth` path line: .pth files *ins
 folder, such as the editable vae_book finder, are not run, so the repo's vae_book can't leak
 in), then import from a folder outside the repo.
 """
-import os, subprocess, sys, sysconfig, textwrap, zipfile
+import textwrap, zipfile
 from pathlib import Path
 
-import pytest
+from helpers import run_clean
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "vae_book"
-TIMEOUT = 300
-
-
-def _run(cmd, **kw):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=TIMEOUT,
-                          env=env, **kw)
-
-
-def _new_setuptools():
-    try:
-        import setuptools
-        return int(setuptools.__version__.split(".")[0]) >= 77  # pyproject: setuptools>=77
-    except Exception: return False
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheelhouse")
-    base = [sys.executable, "-m", "pip", "wheel", ROOT, "--no-deps", "-q", "-w", out]
-    # without build isolation when this env can build it (fast, offline); else pip's isolated build
-    r = _run(base + ["--no-build-isolation"]) if _new_setuptools() else None
-    if r is None or r.returncode:
-        r = _run(base)
-    assert r.returncode == 0, f"pip wheel failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    wheels = list(out.glob("vae_book-*.whl"))
-    assert len(wheels) == 1, f"expected one vae_book wheel, got {wheels}"
-    return wheels[0]
 
 
 def test_wheel_has_every_module_and_subpackage(wheel):
@@ -58,19 +29,8 @@ def test_wheel_has_every_module_and_subpackage(wheel):
     assert ep and "[nbdev]" in zipfile.ZipFile(wheel).read(ep[0]).decode(), "nbdev entry point missing"
 
 
-def test_wheel_installs_and_imports_outside_repo(wheel, tmp_path):
-    venv = tmp_path / "venv"
-    r = _run([sys.executable, "-m", "venv", "--without-pip", venv])
-    assert r.returncode == 0, r.stderr
-    py = venv / "bin" / "python"
-    purelib = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
-    r = _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "-q", wheel])
-    assert r.returncode == 0, f"installing the wheel failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
-    # then third-party deps (torch, plotly, ...) from this environment, without running its
-    # .pth files (written after the install, so pip never sees this env's editable vae_book)
-    dev_sites = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (purelib / "_vae_book_dev_deps.pth").write_text("".join(f"{p}\n" for p in sorted(dev_sites)))
-
+def test_wheel_installs_and_imports_outside_repo(wheel_venv, tmp_path):
+    py, venv = wheel_venv, wheel_venv.parent.parent
     subpkgs = sorted(p.parent.name for p in PKG.glob("*/__init__.py"))
     code = textwrap.dedent(f"""
         import importlib, os, sys
@@ -81,7 +41,7 @@ def test_wheel_installs_and_imports_outside_repo(wheel, tmp_path):
     """)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    r = _run([py, "-c", code], cwd=work)
+    r = run_clean([py, "-c", code], cwd=work)
     assert r.returncode == 0, f"import from the installed wheel failed:\n{r.stderr[-3000:]}"
     where, version = r.stdout.split()[-2:]
     assert Path(where).is_relative_to(venv.resolve()), f"vae_book imported from {where}, not the new venv"

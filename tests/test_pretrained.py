@@ -1,6 +1,6 @@
 """The pretrained checkpoints shipped in vae_book/weights/: small, loadable offline with one call, the
 model their metrics describe, and present in (and loadable from) an installed wheel in a fresh venv."""
-import os, subprocess, sys, textwrap, venv, zipfile
+import os, subprocess, sys, textwrap, zipfile
 from pathlib import Path
 
 import pytest
@@ -84,33 +84,11 @@ def test_recorded_metrics_come_back_from_the_shipped_weights(name):
         assert abs(got - want) <= 1e-3*max(1, abs(want)), f'{name} {k}: recorded {want}, measured {got}'
 
 
-def test_wheel_contains_the_weights_and_loads_them_in_a_fresh_venv(tmp_path):
-    "build a wheel, install it (no deps) into a new venv that borrows torch & co, load with no data/network"
-    whl_dir = tmp_path / 'dist'
-    try:
-        import setuptools; local = int(setuptools.__version__.split('.')[0]) >= 77  # pyproject: setuptools>=77
-    except ImportError: local = False
-    # offline with the venv's own setuptools when it is new enough, else pip's isolated build (a registry)
-    opts = ['--no-build-isolation', '--no-index'] if local else []
-    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', *opts, '-q', '-w', str(whl_dir), str(ROOT)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    whl = next(whl_dir.glob('vae_book-*.whl'))
-    names = zipfile.ZipFile(whl).namelist()
+def test_wheel_contains_the_weights_and_loads_them_in_a_fresh_venv(wheel, wheel_venv, tmp_path):
+    "the wheel (built once, tests/conftest.py) holds the weights; installed in a new venv, they load with no data/network"
+    names = zipfile.ZipFile(wheel).namelist()
     assert {f'vae_book/weights/{n}.pt' for n in NAMES} <= set(names), [n for n in names if 'weights' in n]
-    # a fresh venv; the project's dependencies are borrowed through a .pth line (which does not run the
-    # project venv's own .pth files, so the editable vae_book stays invisible)
-    env_dir = tmp_path / 'fresh'
-    venv.EnvBuilder(with_pip=False).create(env_dir)
-    py = env_dir / 'bin' / 'python'
-    site = Path(subprocess.run([py, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
-                               capture_output=True, text=True, check=True).stdout.strip())
-    deps = [p for p in sys.path if p.endswith('site-packages') and Path(p).is_dir()]
-    (site / '_borrowed_deps.pth').write_text('\n'.join(deps) + '\n')
-    r = subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '--no-index', '-q', '--target', str(site),
-                        str(whl)], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    r = subprocess.run([py, '-c', LOAD_ALL], cwd=tmp_path, env=_offline_env(tmp_path),
+    r = subprocess.run([wheel_venv, '-c', LOAD_ALL], cwd=tmp_path, env=_offline_env(tmp_path),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f'FROM {site}' in r.stdout, r.stdout  # the wheel's copy, not the checkout
+    assert f'FROM {wheel_venv.parent.parent}' in r.stdout, r.stdout  # the wheel's copy, not the checkout
