@@ -21,8 +21,8 @@ from ..estimators import reparameterize
 from .recon import bernoulli_nll, gaussian_nll
 
 # %% auto #0
-__all__ = ['LIKELIHOODS', 'gaussian_kl', 'ELBO', 'elbo_loss', 'LinearEncoder', 'LGOutput', 'LinearGaussian', 'linear_gaussian',
-           'ppca', 'iwae_bound']
+__all__ = ['LIKELIHOODS', 'gaussian_kl', 'log_prior_ratio', 'ELBO', 'elbo_loss', 'LinearEncoder', 'LGOutput', 'LinearGaussian',
+           'linear_gaussian', 'ppca', 'iwae_bound']
 
 # %% ../../nbs/04_kl_elbo.ipynb #f656780a
 def gaussian_kl(mu:Tensor, # (B, latent_dim) means of q
@@ -44,6 +44,12 @@ def gaussian_kl(mu:Tensor, # (B, latent_dim) means of q
         kl = 0.5*(logvar_p - logvar + ((logvar - logvar_p).exp()
                                        + (mu - mu_p).pow(2)*(-logvar_p).exp()) - 1)
     return kl if per_dim else kl.sum(-1)
+
+def log_prior_ratio(z:Tensor, # (..., latent_dim) codes drawn from q
+                    mu:Tensor, logvar:Tensor, # q(z|x), broadcast against z
+                   ) -> Tensor: # (...,)
+    "$\\log p(z) - \\log q(z|x)$ for the prior $\\mathcal{N}(0, I)$ and a diagonal Gaussian $q$ (the $\\log 2\\pi$ terms cancel)"
+    return -0.5*(z.pow(2) - (z - mu).pow(2)*(-logvar).exp() - logvar).sum(-1)
 
 # %% ../../nbs/04_kl_elbo.ipynb #53f062a7
 class ELBO(NamedTuple):
@@ -159,10 +165,7 @@ class LinearGaussian(nn.Module):
         xc = x - self.decoder.bias                                    # (B, D)
         sq = (xc.pow(2).sum(-1) - 2*(z*(xc @ self.W)).sum(-1)
               + ((z @ (self.W.T @ self.W))*z).sum(-1))      # (k, B), O(d^2) per sample
-        log_pz = -0.5*(z.pow(2) + math.log(2*math.pi)).sum(-1)
-        log_qz = -0.5*((z - mu).pow(2)/logvar.exp() + logvar
-                       + math.log(2*math.pi)).sum(-1)
-        return self._log_px_given(sq) + log_pz - log_qz
+        return self._log_px_given(sq) + log_prior_ratio(z, mu, logvar)
 
     def forward(self, x:Tensor) -> LGOutput:
         mu, logvar = self.encoder(self.flat(x)); z = reparameterize(mu, logvar)

@@ -20,10 +20,10 @@ from torch import nn, Tensor
 from ..core import evaluating, register_arch
 from ..data import Batch, get_data
 from ..estimators import reparameterize
-from ..losses.elbo import ELBO, elbo_loss, iwae_bound, LIKELIHOODS
+from ..losses.elbo import ELBO, elbo_loss, iwae_bound, log_prior_ratio, LIKELIHOODS
 from ..metrics import default_max_elems, iw_nll, lenet, LeNet
 from .autoencoder import MLPEncoder, MLPDecoder, check_features
-from .vae import VAEOutput
+from .vae import VAEOutput, _log_px_z
 from ..train import fit
 
 # %% auto #0
@@ -143,11 +143,7 @@ class CVAE(nn.Module):
         z = reparameterize(mu, logvar, n=k)                                      # (k, B, D)
         ck = c.unsqueeze(0).expand(k, *c.shape).flatten(0, 1)                   # (k*B, label_dim)
         x_hat = self.decoder(z.flatten(0, 1), ck)                                # (k*B, ...)
-        xk = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
-        log_px_z = -LIKELIHOODS[self.likelihood](x_hat, xk).view(k, -1)          # (k, B)
-        log_pz = -0.5*(z.pow(2) + math.log(2*math.pi)).sum(-1)
-        log_qz = -0.5*((z - mu).pow(2)/logvar.exp() + logvar + math.log(2*math.pi)).sum(-1)
-        return log_px_z + log_pz - log_qz
+        return _log_px_z(x_hat.view(k, *x.shape), x, self.likelihood) + log_prior_ratio(z, mu, logvar)   # (k, B)
 
 @register_arch
 def cvae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_classes:int=10, embed_dim:int|None=32,

@@ -29,10 +29,10 @@ from ..data import TensorLoader, get_data, CLASSES
 from ..train import TrainConfig, History, TrainingError, evaluate, fit
 from ..train import _as_batch, _autocast, _fields, _split  # fit's own plumbing, shared
 from ..estimators import reparameterize
-from ..losses.elbo import gaussian_kl
+from ..losses.elbo import gaussian_kl, log_prior_ratio
 from ..losses.recon import bernoulli_nll
 from ..metrics import LeNet, class_coverage, fd_lenet, iw_nll
-from .vae import VAE
+from .vae import VAE, _log_px_z
 from .encoders import ConvEncoder, ConvDecoder, as_images, conv_vae
 from .cvae import get_judge
 from ..viz import tile, to_images, png_uri
@@ -461,11 +461,7 @@ class VAEGAN(nn.Module):
         mu, logvar = self.encoder(x)
         z = reparameterize(mu, logvar, n=k)                                    # (k, B, D)
         logits = self.decoder(z.flatten(0, 1))
-        xk = x.unsqueeze(0).expand(k, *x.shape).flatten(0, 1)
-        log_px_z = -bernoulli_nll(logits, xk).view(k, -1)
-        log_pz = -0.5*(z.pow(2) + math.log(2*math.pi)).sum(-1)
-        log_qz = -0.5*((z - mu).pow(2)/logvar.exp() + logvar + math.log(2*math.pi)).sum(-1)
-        return log_px_z + log_pz - log_qz
+        return _log_px_z(logits.view(k, *x.shape), x, 'bernoulli') + log_prior_ratio(z, mu, logvar)   # (k, B)
 
 @register_arch
 def vae_gan(latent_dim:int=32, channels:int=32, gamma:float=1.0, feat_scale:float=10.0) -> VAEGAN:

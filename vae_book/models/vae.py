@@ -18,7 +18,7 @@ import torch
 from torch import nn, Tensor
 from ..core import register_arch
 from ..estimators import reparameterize
-from ..losses.elbo import ELBO, elbo_loss, LIKELIHOODS
+from ..losses.elbo import ELBO, elbo_loss, log_prior_ratio, LIKELIHOODS
 from .autoencoder import MLPEncoder, MLPDecoder
 
 # %% auto #0
@@ -144,11 +144,7 @@ class VAE(nn.Module):
         if x_hat[0].shape != x[0].shape:
             raise ValueError(f"the decoder gives {tuple(x_hat.shape[1:])} per example, "
                              f"x has {tuple(x.shape[1:])}")
-        log_px_z = _log_px_z(x_hat.view(k, *x.shape), x, self.likelihood)   # (k, B)
-        c = math.log(2*math.pi)
-        log_pz = -0.5*(z.pow(2) + c).sum(-1)                          # log N(z; 0, I)
-        log_qz = -0.5*((z - mu).pow(2)/logvar.exp() + logvar + c).sum(-1)
-        return log_px_z + log_pz - log_qz
+        return _log_px_z(x_hat.view(k, *x.shape), x, self.likelihood) + log_prior_ratio(z, mu, logvar)   # (k, B)
 
 # %% ../../nbs/06_vae.ipynb #b9d7db30
 @register_arch
