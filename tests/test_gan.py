@@ -14,8 +14,9 @@ from vae_book.losses.elbo import gaussian_kl
 from vae_book.metrics import iw_nll, lenet
 from vae_book.models.encoders import conv_vae
 from vae_book.models.gan import (DCGAN, DCDiscriminator, DCGenerator, GANHistory, VAEGANTerms,
-                                 comparison_table, dcgan, fit_gan, hop, loss_tracks_fd, sample_monitor,
-                                 score_model, sharpness, trend_to_noise, vae_gan, worst_setback)
+                                 checkerboard, comparison_table, dcgan, fit_gan, hop, loss_tracks_fd,
+                                 sample_monitor, score_model, seed_summary, sharpness, summary_table,
+                                 trend_to_noise, vae_gan, worst_setback)
 from vae_book.train import TrainConfig, TrainingError, fit, load, save
 
 L, C = 8, 4  # tiny latent size and width: these tests are about plumbing, not quality
@@ -204,8 +205,31 @@ def test_score_and_table():
             {'model': 'GAN', 'train_s': 1., **score_model(gan, judge, real, n=300, nll_data=nll, k=2)}]
     assert 'nll' in rows[1] and 'nll' not in rows[2]
     assert score_model(gan, judge, real, n=300) == score_model(gan, judge, real, n=300)  # fixed seed
+    assert all(0 <= r[k] <= 1 for r in rows for k in ('precision', 'recall'))
+    assert rows[0]['precision'] > rows[2]['precision']  # real images beat an untrained GAN
     t = comparison_table(rows)
     assert t.count('\n') == 4 and 'undefined: no density' in t and '| VAE |' in t
+
+
+def test_checkerboard_sees_only_grid_locked_patterns():
+    x = images(64)[0]
+    i, j = torch.arange(28)[:, None], torch.arange(28)
+    assert checkerboard(x) < 0.01 and checkerboard(F.avg_pool2d(x, 3, 1, 1)) < 0.01
+    assert checkerboard(x*(1 + 0.1*(-1.)**(i + j))) > 0.05
+    assert checkerboard(x*(1 + 0.1*(-1.)**i)) > 0.05  # alternating rows count too
+    with pytest.raises(ValueError): checkerboard(torch.rand(2, 3, 28, 28))
+
+
+def test_seed_summary_and_table():
+    run = lambda fd, hop_: {'rows': [{'model': 'real', 'real': True, 'fd_lenet': 1.},
+                                     {'model': 'GAN', 'fd_lenet': fd, 'covered': 9}],
+                            'stability': {'GAN': {'hop': hop_}}}
+    s = seed_summary([run(10., .1), run(20., .3), run(30., .2)])
+    assert s['GAN']['fd_lenet']['mean'] == pytest.approx(20.) and s['GAN']['fd_lenet']['sd'] == pytest.approx(10.)
+    assert s['GAN']['hop']['values'] == pytest.approx([.1, .3, .2]) and s['real']['fd_lenet']['sd'] == 0
+    assert 'nll' not in s['GAN']
+    t = summary_table(s)
+    assert '| GAN | 20.0 ± 10.0 |' in t and '| none |' in t and t.count('\n') == 3
 
 
 @pytest.mark.cuda

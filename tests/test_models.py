@@ -8,7 +8,7 @@ Models follow one of two protocols: `loss(batch)` (everything `fit` trains), or 
 `vae_book.models.gan`: each player minimises its own loss over its own parameters); both are checked.
 Games are not expected to overfit one batch (their losses fight each other), so that check skips them.
 """
-import importlib, inspect, math, pkgutil
+import importlib, inspect, json, math, pkgutil, sys
 
 import pytest
 import torch
@@ -181,6 +181,45 @@ def test_rebuilds_from_arch(name):
     assert model.arch['name'] == name
     twin = build_arch(model.arch)
     assert {k: v.shape for k, v in twin.state_dict().items()} == {k: v.shape for k, v in model.state_dict().items()}
+
+
+# Defining modules in an order where none imports a later one, so that each `load` below must import
+# its own module: `vae_book.models.cvae` imports `vae`, `gan` imports `encoders` and `cvae`, ...
+_ORDER = ['vae_book.models.autoencoder', 'vae_book.losses.elbo', 'vae_book.metrics', 'vae_book.models.vae',
+          'vae_book.models.encoders', 'vae_book.models.cvae', 'vae_book.models.gan']
+_FRESH = """
+import json, sys
+from vae_book.train import load
+from vae_book.core import ARCHS
+for path, module, name, total in json.loads(sys.argv[1]):
+    first = module not in sys.modules and name not in ARCHS   # nothing of it imported yet
+    m = load(path).model
+    got = sum(float(v.double().sum()) for v in m.state_dict().values() if v.is_floating_point())
+    print(json.dumps([name, first, m.arch['name'], got]))
+"""
+
+
+def test_checkpoints_load_in_a_fresh_process(tmp_path):
+    "`load(path)` rebuilds every registered architecture in a new Python with only vae_book.train imported"
+    from helpers import run_clean
+    from vae_book.core import arch_module
+    from vae_book.train import save
+    rank = lambda n: _ORDER.index(arch_module(n)) if arch_module(n) in _ORDER else len(_ORDER)
+    jobs = []
+    for name in sorted(NAMES, key=rank):
+        m = build(name); path = save(tmp_path/f'{name}.pt', m)
+        total = sum(float(v.double().sum()) for v in m.state_dict().values() if v.is_floating_point())
+        jobs.append([str(path), arch_module(name), name, total])
+    r = run_clean([sys.executable, '-c', _FRESH, json.dumps(jobs)], timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == [j[2] for j in jobs]
+    seen = set()
+    for (name, first, built, got), job in zip(rows, jobs):
+        assert built == name and math.isclose(got, job[3], rel_tol=1e-9, abs_tol=1e-9), name
+        if job[1] in _ORDER and job[1] not in seen:  # the first of its module: load imported it
+            assert first, f"{job[1]} was imported before {name}'s checkpoint was loaded"
+        seen.add(job[1])
 
 
 @pytest.mark.parametrize('name', NAMES)

@@ -6,7 +6,7 @@ the builder, or when VAE_BOOK_SITE_BUILT=1; VAE_BOOK_SITE_BUILT=0 forces a build
 leaves 127.0.0.1, no broken local file, plotly figures drawn, saved widgets rendered,
 LaTeX typeset. Skips without playwright/Chromium unless VAE_BOOK_REQUIRE_BROWSER=1.
 """
-import time
+import re, time
 from pathlib import Path
 
 import pytest
@@ -49,6 +49,20 @@ _SETTLE_JS = """async (timeoutMs) => {
     plot_math_drawn: document.querySelectorAll('.plotly-graph-div g[class*="math-group"]').length,
     settled: done(), ms: Date.now() - t0,
   };
+}"""
+
+
+WIDTHS = (390, 1280)
+# What sticks out sideways: the page itself (horizontal scrolling), and prose blocks wider than
+# the viewport (figures and code may scroll inside their own boxes, prose may not).
+_OVERFLOW_JS = """() => {
+  const W = document.documentElement.clientWidth, out = [];
+  if (document.documentElement.scrollWidth > W + 1) out.push('page scrolls: ' + document.documentElement.scrollWidth + ' > ' + W);
+  document.querySelectorAll('.jp-MarkdownCell p, .jp-MarkdownCell li, .book-title, .book-pager').forEach(e => {
+    const r = e.getBoundingClientRect();
+    if (r.width && (r.right > W + 1 || r.left < -1)) out.push(e.tagName + ': ' + (e.textContent || '').slice(0, 60));
+  });
+  return out.slice(0, 5);
 }"""
 
 
@@ -114,6 +128,10 @@ def visits(server, site):
                     try: page.wait_for_load_state("networkidle", timeout=30_000)
                     except Exception: pass  # measured below anyway
                     rec.update(page.evaluate(_SETTLE_JS, 30_000))
+                    for w in WIDTHS:  # the same page, resized: phone and laptop
+                        page.set_viewport_size({"width": w, "height": 900})
+                        page.wait_for_timeout(150)
+                        rec[f"overflow_{w}"] = page.evaluate(_OVERFLOW_JS)
                     # what got drawn may fetch more (e.g. widget icon fonts): wait for 1 s of quiet
                     quiet_until = time.time() + 15
                     while time.time() - rec["last_request"] < 1.0 and time.time() < quiet_until:
@@ -165,8 +183,8 @@ def test_pages_settle(visits):
 
 
 def test_plotly_figures_render(visits):
-    assert all(r.get("plotly_global") == "object" for r in visits.values()), \
-        "the shared plotly.min.js did not define window.Plotly on every page"
+    assert all(r.get("plotly_global") == "object" for r in visits.values() if r.get("plots")), \
+        "the shared plotly.min.js did not define window.Plotly on every page with figures"
     assert sum(r.get("plots_drawn", 0) for r in visits.values()) >= 1, \
         f"no page has a drawn plotly figure: { {p: r.get('plots') for p, r in visits.items()} }"
     undrawn = {p: (r.get("plots_drawn"), r.get("plots")) for p, r in visits.items()
@@ -186,3 +204,92 @@ def test_latex_typeset(visits):
     assert not raw, f"pages with $...$ left untypeset: {raw}"
     plots = {p: r.get("plot_math_left") for p, r in visits.items() if r.get("plot_math_left")}
     assert not plots, f"plotly figures with $...$ left untypeset: {plots}"
+
+
+def test_no_sideways_scrolling_of_prose(visits):
+    "At 390 px (a phone) and 1280 px (a laptop) no page scrolls sideways and no prose sticks out"
+    bad = {(p, w): r.get(f"overflow_{w}") for p, r in visits.items() for w in WIDTHS
+           if r.get(f"overflow_{w}")}
+    assert not bad, f"content wider than the viewport: {bad}"
+    assert all(f"overflow_{w}" in r for r in visits.values() for w in WIDTHS)
+
+
+# ------------------------------------------------------------------ without a browser
+def _ids_and_links(html_text):
+    from html.parser import HTMLParser
+
+    class P(HTMLParser):
+        ids, links = set(), []
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if a.get("id"): self.ids.add(a["id"])
+            if tag == "a" and a.get("name"): self.ids.add(a["name"])
+            for k in ("href", "src"):
+                if a.get(k) and (tag != "link" or k == "href"): self.links.append(a[k])
+    p = P(); p.ids, p.links = set(), []
+    p.feed(html_text)
+    return p.ids, p.links
+
+
+def test_internal_links_and_anchors(site):
+    "Every local href/src of every page names a file of the site, and every #anchor an id on its page"
+    from urllib.parse import unquote, urlsplit
+    pages = {p: p.read_text(encoding="utf-8") for p in site.rglob("*.html")
+             if p.relative_to(site).parts[0] != "assets"}
+    parsed = {p: _ids_and_links(t) for p, t in pages.items()}
+    broken, n = [], 0
+    for page, (ids, links) in parsed.items():
+        for href in links:
+            u = urlsplit(href)
+            if u.scheme or u.netloc or href.startswith(("data:", "javascript:", "mailto:")): continue
+            n += 1
+            target = (page.parent / unquote(u.path)).resolve() if u.path else page
+            if not target.exists(): broken.append(f"{page.name}: {href} (no file)"); continue
+            if u.fragment and target.suffix == ".html":
+                tids = parsed[target][0] if target in parsed else _ids_and_links(target.read_text())[0]
+                if unquote(u.fragment) not in tids: broken.append(f"{page.name}: {href} (no anchor)")
+    assert n > 100, f"only {n} local links found: is the site complete?"
+    assert not broken, f"{len(broken)} broken local links: {broken[:20]}"
+
+
+def test_no_directives_rendered(site):
+    "nbdev directives (`#| export` over a markdown cell) never show as text on a page"
+    import re
+    shown = {}
+    for p in site.rglob("*.html"):
+        if p.relative_to(site).parts[0] == "assets": continue
+        body = re.sub(r"<(script|style)\b.*?</\1>", "", p.read_text(encoding="utf-8"), flags=re.S)
+        text = re.sub(r"<[^>]+>", " ", body)
+        hits = re.findall(r"(?:^|\s)#?\|\s*(?:export|hide|exporti|default_exp)\b[^\n]{0,30}", text)
+        if hits: shown[p.name] = hits[:3]
+    assert not shown, f"directives rendered as text: {shown}"
+
+
+def test_quarto_configs():
+    "The Quarto route's configs hang together (Quarto itself cannot run here)"
+    import yaml
+    root = yaml.safe_load((ROOT / "_quarto.yml").read_text())
+    nbs = yaml.safe_load((ROOT / "nbs" / "_quarto.yml").read_text())
+    side = yaml.safe_load((ROOT / "nbs" / "sidebar.yml").read_text())
+    for name, cfg in (("_quarto.yml", root), ("nbs/_quarto.yml", nbs)):
+        assert cfg["project"]["type"] == "website", name
+        heads = "".join(h.get("text", "") for h in cfg["format"]["html"].get("include-in-header", []))
+        srcs = re.findall(r'src="([^"]+)"', heads)
+        assert srcs, f"{name}: the header loads no scripts"
+        assert not [s for s in srcs if s.startswith("/") or "://" in s], \
+            f"{name}: absolute or remote script paths break a site served under a sub-path: {srcs}"
+        for s in srcs:  # copied beside the pages by build_site.py's Quarto route
+            assert s in ("plotly.min.js", "book.js"), f"{name}: nothing provides {s}"
+    assert set(root["project"]["resources"]) >= {"plotly.min.js", "book.js"}
+    assert root["project"]["render"] == ["_proc/*.ipynb"] and root["execute"]["enabled"] is False
+    assert "sidebar.yml" in nbs["metadata-files"] and "nbdev.yml" in nbs["metadata-files"]
+    assert (ROOT / "tools" / "site" / "assets" / "book.js").exists()
+    listed = []
+    def walk(items):
+        for it in items or []:
+            if isinstance(it, str): listed.append(it)
+            elif isinstance(it, dict): walk(it.get("contents")); it.get("href") and listed.append(it["href"])
+    walk(side["website"]["sidebar"]["contents"])
+    missing = [n for n in listed if not (ROOT / "nbs" / n).exists()]
+    assert not missing, f"sidebar.yml lists notebooks that do not exist: {missing}"
+    assert len(listed) == len(set(listed)), "sidebar.yml lists a notebook twice"

@@ -6,27 +6,32 @@
     python tools/build_site.py --quarto   # always nbdev-docs (fails without Quarto)
 
 Offline route (no Quarto): `nbdev-proc-nbs`'s processing (show_doc, #| hide, front matter)
-into `_proc/`, then one nbconvert HTML page per notebook with a book layout (sidebar in
-`nbs/sidebar.yml` order, on-page contents, prev/next), and every script served from the
-site itself: require.js, the Jupyter widgets html-manager, MathJax 3 and one shared
-plotly.min.js in each page's <head> (notebook plotly outputs are
-`pio.to_html(include_plotlyjs=False)` and expect a global `Plotly`). The pages make no
-network requests. The JS packages come from `npm pack` once, into `.cache/site-assets/`.
+into `_proc/`, then one page per notebook from nbconvert's HTML exporter with the Jinja
+templates in `tools/site/templates/book/` (book chrome: sidebar in `nbs/sidebar.yml` order,
+on-page contents, prev/next). Markdown is rendered by markdown-it-py (CommonMark, with the
+mdit-py-plugins for maths, Pandoc-style attributes and `:::` blocks); CSS and JS are the files
+in `tools/site/assets/`. Saved plotly figures (plotly JSON) are drawn by one shared
+plotly.min.js; `vae_book.web` live decoders get their weights exported from the shipped
+checkpoints into `assets/decoders/`. The pages make no network requests. The JS packages
+come from `npm pack` once, into `.cache/site-assets/`.
 """
 from __future__ import annotations
 
-import argparse, html, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time
+import argparse, json, os, re, shutil, subprocess, sys, tarfile, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_PY = ROOT / ".venv" / "bin" / "python"
+SITE_SRC = ROOT / "tools" / "site"  # templates/ and assets/ of the offline site
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+LIVE_MIME = "application/vnd.vae-book.live+json"  # vae_book.web.LIVE_MIME
 
 # Exact versions, so the site is reproducible. html-manager 1.x is the one for ipywidgets 8.
 NPM_ASSETS = {
     "requirejs": "2.3.8",
     "@jupyter-widgets/html-manager": "1.0.15",
     # MathJax 3, not nbconvert's default 2: plotly.js >= 3 typesets figure text only with
-    # MathJax 3/4 (its SVG output); ipywidgets' MathJax-2 calls get a small shim below.
+    # MathJax 3/4 (its SVG output); ipywidgets' MathJax-2 calls get assets/mathjax2-shim.js.
     "mathjax": "3.2.2",
 }
 
@@ -34,7 +39,7 @@ NPM_ASSETS = {
 def _reexec_in_venv():
     "Run under the project venv when this interpreter lacks nbconvert/nbdev."
     try:
-        import nbconvert, nbdev, nbformat, yaml  # noqa: F401
+        import markdown_it, mdit_py_plugins, nbconvert, nbdev, nbformat, yaml  # noqa: F401
     except ImportError:
         if VENV_PY.exists() and Path(sys.executable).resolve() != VENV_PY.resolve():
             os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
@@ -111,8 +116,8 @@ def copy_assets(site: Path, npm: dict[str, Path]):
                     ignore=shutil.ignore_patterns(".complete"))
     shutil.copytree(npm["mathjax"], a / "mathjax", ignore=shutil.ignore_patterns(".complete"))
     shutil.copy2(plotly_js(), a / "plotly.min.js")
-    (a / "book.css").write_text(BOOK_CSS)
-    (a / "book.js").write_text(BOOK_JS)
+    for f in (SITE_SRC / "assets").iterdir():  # book.css, book.js, live-decoder.js, ...
+        if f.is_file(): shutil.copy2(f, a / f.name)
 
 
 # ---------------------------------------------------------------------------- navigation
@@ -156,82 +161,198 @@ def default_groups(names: list[str]) -> list:
     return [g for g in [(None, index), ("Chapters", rest), ("Library", lib)] if g[1]]
 
 
+# ---------------------------------------------------------------------------- markdown
+_re_directive = re.compile(r"^\s*#\s*\|")  # an nbdev/Quarto cell directive line: `#| export`
+
+
+def strip_directives(src: str) -> str:
+    "Drop the leading `#| ...` directive lines of a cell (nbdev keeps them in markdown cells)"
+    lines = src.split("\n")
+    while lines and _re_directive.match(lines[0]): lines.pop(0)
+    return "\n".join(lines)
+
+
+def slugify(text: str) -> str:
+    "Pandoc's (and so Quarto's) heading identifier: lower case, spaces to hyphens, punctuation out"
+    s = "".join(ch for ch in text.lower() if ch.isalnum() or ch in "_-. " or ch.isspace())
+    s = "-".join(s.split())
+    while s and not s[0].isalpha(): s = s[1:]  # everything up to the first letter goes
+    return s or "section"
+
+
+def _pygments(code: str, lang: str, attrs) -> str:
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+    try: lexer = get_lexer_by_name(lang or "text")
+    except ClassNotFound: lexer = get_lexer_by_name("text")
+    return f'<pre class="highlight"><code>{highlight(code, lexer, HtmlFormatter(nowrap=True))}</code></pre>\n'
+
+
+class MarkdownRenderer:
+    """CommonMark (markdown-it-py) with the bits notebooks and nbdev use: `$`/`$$` maths left for
+    MathJax, tables, Pandoc-style `{#id .class key=value}` attributes and `::: {.callout-note}`
+    blocks (nbdev's show_doc output), heading ids (Pandoc's rule, unique on the page) with a `¶`
+    link, and links to notebooks or to the published docs rewritten to the site's pages.
+    `env` is one page's state: its headings (for the contents column) and the ids in use."""
+
+    def __init__(self, link_map):
+        from markdown_it import MarkdownIt
+        from mdit_py_plugins.attrs import attrs_block_plugin, attrs_plugin
+        from mdit_py_plugins.container import container_plugin
+        from mdit_py_plugins.dollarmath import dollarmath_plugin
+        self.link_map = link_map  # href -> href (or None to keep)
+        md = MarkdownIt("commonmark", {"html": True, "highlight": _pygments})
+        md.enable(["table", "strikethrough"])
+        md.use(dollarmath_plugin, allow_labels=False, allow_space=False, allow_digits=False,
+               double_inline=True, renderer=self._math)
+        # `$$` may open a line inside a paragraph (Pandoc's display maths is inline): let the
+        # plugin's block rule interrupt paragraphs and lists, or a line of TeX starting with
+        # `- ` would start a list
+        from mdit_py_plugins.dollarmath.index import math_block_dollar
+        block = math_block_dollar(False, None, True)
+
+        def math_block_in_paragraph(state, start, end, silent):
+            if silent:  # asked "does a block start here?" while a paragraph runs: answer only
+                pos = state.bMarks[start] + state.tShift[start]
+                return state.src.startswith("$$", pos) and not state.sCount[start] - state.blkIndent >= 4
+            return block(state, start, end, silent)
+        md.block.ruler.before("fence", "math_block_in_paragraph", math_block_in_paragraph,
+                              {"alt": ["paragraph", "reference", "blockquote", "list"]})
+        md.use(attrs_plugin, spans=True).use(attrs_block_plugin)
+        md.use(container_plugin, name="div", marker=":", validate=lambda *a: True,
+               render=self._div)
+        md.core.ruler.push("book_headings", self._headings)
+        md.add_render_rule("link_open", self._link_rule())
+        self.md = md
+
+    @staticmethod
+    def _math(content: str, opts: dict) -> str:
+        import html
+        tex = html.escape(content)
+        return f"\\[{tex}\\]" if opts.get("display_mode") else f"\\({tex}\\)"
+
+    @staticmethod
+    def _div(renderer, tokens, idx, options, env):
+        "`::: {.callout-note title=\"...\"}` -> <div class=\"callout callout-note\">"
+        import html, shlex
+        tok = tokens[idx]
+        if tok.nesting != 1: return "</div>\n"
+        spec = tok.info.strip().lstrip(":").strip().strip("{}").strip()
+        try: parts = shlex.split(spec)
+        except ValueError: parts = spec.split()
+        classes = [p[1:] for p in parts if p.startswith(".")] or [p for p in parts[:1] if "=" not in p]
+        title = next((p.split("=", 1)[1] for p in parts if p.startswith("title=")), None)
+        callout = any(c.startswith("callout") for c in classes)
+        if callout: classes.insert(0, "callout")
+        out = f'<div class="{html.escape(" ".join(classes))}">\n'
+        if callout:
+            kind = next(c for c in classes if c.startswith("callout-") or c == "callout")
+            label = title or kind.replace("callout-", "").replace("callout", "note").capitalize()
+            out += f'<div class="callout-title">{html.escape(label)}</div>\n'
+        return out
+
+    @staticmethod
+    def _headings(state):
+        from markdown_it.token import Token
+        env = state.env
+        used, found = env.setdefault("ids", set()), env.setdefault("headings", Shared())
+        for i, tok in enumerate(state.tokens):
+            if tok.type != "heading_open": continue
+            inline = state.tokens[i + 1]
+            text = "".join(f"${c.content}$" if c.type.startswith("math") else c.content
+                           for c in inline.children or [] if c.type in
+                           ("text", "code_inline", "math_inline", "math_inline_double"))
+            hid = tok.attrGet("id") or slugify(text)
+            base, n = hid, 1
+            while hid in used: hid, n = f"{base}-{n}", n + 1
+            used.add(hid); tok.attrSet("id", hid)
+            found.append(dict(level=int(tok.tag[1]), id=hid, text=text.strip()))
+            link = Token("html_inline", "", 0)
+            link.content = f'<a class="anchor-link" href="#{hid}">¶</a>'
+            inline.children = [*(inline.children or []), link]
+
+    def _link_rule(self):
+        link_map = self.link_map
+
+        def link_open(renderer, tokens, idx, options, env):
+            tok = tokens[idx]
+            new = link_map(tok.attrGet("href") or "")
+            if new is not None: tok.attrSet("href", new)
+            return renderer.renderToken(tokens, idx, options, env)
+        return link_open
+
+    def render(self, src: str, env: dict) -> str:
+        return self.md.render(src, env)
+
+
+def make_link_map(page: dict, src2out: dict, doc_url: str, prefix: str):
+    "A function from a link's href to the site's href: notebooks -> pages, the doc host -> relative"
+    from urllib.parse import urlsplit
+
+    def link_map(href: str):
+        if doc_url.strip("/") and href.startswith(doc_url): return prefix + href[len(doc_url):]
+        u = urlsplit(href)
+        if u.scheme or u.netloc or not u.path.endswith(".ipynb"): return None
+        target = os.path.normpath(str(Path(page["src"]).parent / u.path))
+        out = src2out.get(target, u.path[:-len(".ipynb")] + ".html")
+        return prefix + out + (f"#{u.fragment}" if u.fragment else "")
+    return link_map
+
+
+class Shared(list):
+    "A list nbconvert's deep copies of `resources` leave shared: the headings, filled while cells render"
+    def __deepcopy__(self, memo): return self
+
+
+def book_exporter(renderer: MarkdownRenderer, env: dict, prefix: str):
+    "nbconvert's HTMLExporter with the book template, markdown-it for markdown, plotly JSON first"
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    from jinja2 import pass_context
+
+    class BookExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):
+            return renderer.render(source, env)
+
+    cfg = Config()
+    # plotly's JSON and the live decoder's configuration come first (rendered by the template's
+    # data_other block); then nbconvert's usual order
+    cfg.NbConvertBase.display_data_priority = [
+        LIVE_MIME, PLOTLY_MIME, "application/vnd.jupyter.widget-view+json", "text/html",
+        "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg",
+        "text/markdown", "text/plain"]
+    return BookExporter(
+        config=cfg, template_name="book", extra_template_basedirs=[str(SITE_SRC / "templates")],
+        exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
+        require_js_url=f"{prefix}assets/require.js",
+        widget_renderer_url=f"{prefix}assets/html-manager/embed-amd.js")
+
+
 # ---------------------------------------------------------------------------- notebook clean-up
-_re_dir = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
-_re_attr = re.compile(r'(\.[\w-]+)|(#[\w-]+)|([\w-]+)=("[^"]*"|\'[^\']*\'|[^\s}]+)')
-# Pandoc attribute lists look like {.cls}, {#id} or {key=value ...}; anything else (e.g. TeX
-# braces after a bracket) is left alone.
-_ATTRS = r"\{((?:[.#][\w-]|[\w-]+=)[^}\n]*)\}"
-_re_link_attr = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)" + _ATTRS)
-_re_span_attr = re.compile(r"(?<![\]!\\])\[([^\]\n]+)\]" + _ATTRS)
-_re_head_attr = re.compile(r"^(#{1,6}\s.*?)\s*" + _ATTRS + r"\s*$", re.M)
-_re_div_open = re.compile(r"^:::+\s*\{?([^}]*)\}?\s*$")
-_re_div_close = re.compile(r"^:::+\s*$")
-
-
-def _attrs(s: str) -> str:
-    "Pandoc attribute list `{.cls #id k=v}` -> HTML attributes."
-    classes, out = [], []
-    for cls, ident, k, v in _re_attr.findall(s):
-        if cls: classes.append(cls[1:])
-        elif ident: out.append(f'id="{html.escape(ident[1:])}"')
-        elif k:
-            v = v[1:-1] if v[:1] in "\"'" else v
-            if k == "style" and "float:right" in v.replace(" ", ""): classes.append("doc-source-link"); continue
-            out.append(f'{k}="{html.escape(v)}"')
-    if classes: out.insert(0, f'class="{" ".join(classes)}"')
-    return (" " + " ".join(out)) if out else ""
-
-
-def clean_markdown(md: str) -> str:
-    "Turn Quarto/Pandoc-only markdown into plain CommonMark + HTML that nbconvert renders."
-    md = _re_link_attr.sub(lambda m: f'<a href="{html.escape(m[2])}"{_attrs(m[3])}>{m[1]}</a>', md)
-    md = _re_span_attr.sub(lambda m: f'<span{_attrs(m[2])}>{m[1]}</span>', md)
-    md = _re_head_attr.sub(r"\1", md)
-    lines, out, depth = md.split("\n"), [], 0
-    in_code = False
-    for ln in lines:
-        if ln.lstrip().startswith(("```", "~~~")): in_code = not in_code
-        if not in_code and depth and _re_div_close.match(ln):
-            out += ["", "</div>", ""]; depth -= 1; continue
-        m = None if in_code else _re_div_open.match(ln)
-        if m and m[1].strip():
-            spec = m[1].strip()
-            kind = next((c[1:] for c in spec.split() if c.startswith(".")), spec.split()[0])
-            title = re.search(r'title="([^"]*)"', spec)
-            classes = [c[1:] for c in spec.split() if c.startswith(".")] or [kind]
-            if kind.startswith("callout"): classes.insert(0, "callout")
-            out += [f'<div class="{html.escape(" ".join(classes))}">']
-            if kind.startswith("callout"):
-                label = title[1] if title else kind.replace("callout-", "").capitalize()
-                out += [f'<div class="callout-title">{html.escape(label)}</div>']
-            out += [""]; depth += 1; continue
-        out.append(ln)
-    out += ["", "</div>"] * depth
-    return "\n".join(out)
-
-
-def _is_blank_md(src: str) -> bool:
-    return not re.sub(r"<!--.*?-->", "", src, flags=re.S).strip()
+_re_opt = re.compile(r"^\s*#\s*\|\s*([\w-]+)\s*:?\s*(.*?)\s*$")
 
 
 def clean_notebook(nb, widget_ids: set[str]):
-    "Apply Quarto cell options nbconvert does not know; drop noise. Returns front matter."
+    "Apply Quarto cell options nbconvert does not know; drop directives and noise. Returns front matter."
     import yaml
     fm, cells = {}, []
-    for i, c in enumerate(nb.cells):
+    for c in nb.cells:
         c.metadata.pop("execution", None)
         if c.cell_type == "raw" and not fm and c.source.lstrip().startswith("---"):
             try: fm = yaml.safe_load(c.source.strip().strip("-")) or {}
             except yaml.YAMLError: fm = {}
             continue
         if c.cell_type == "markdown":
-            if _is_blank_md(c.source): continue
-            c.source = clean_markdown(c.source)
+            c.source = strip_directives(c.source)
+            if not re.sub(r"<!--.*?-->", "", c.source, flags=re.S).strip(): continue
         if c.cell_type == "code":
             lines, opts = c.source.split("\n"), {}
-            while lines and _re_dir.match(lines[0]):
-                k, v = _re_dir.match(lines.pop(0)).groups()
+            while lines and _re_opt.match(lines[0]):
+                k, v = _re_opt.match(lines.pop(0)).groups()
                 opts[k.lower()] = v.strip().strip("'\"").lower()
             c.source = "\n".join(lines).strip("\n")
             if opts.get("include") == "false": continue
@@ -241,7 +362,6 @@ def clean_notebook(nb, widget_ids: set[str]):
             new_outs = []
             for o in c.outputs:
                 d = o.get("data", {})
-                if "text/markdown" in d: d["text/markdown"] = clean_markdown(d["text/markdown"])
                 wv = d.get("application/vnd.jupyter.widget-view+json")
                 if wv is not None and wv.get("model_id") not in widget_ids:
                     d.pop("application/vnd.jupyter.widget-view+json")  # no saved state: text repr
@@ -266,252 +386,34 @@ def load_proc_nb(path: Path):
     return nbformat.reads(json.dumps(raw), as_version=4)
 
 
-# ---------------------------------------------------------------------------- page template
-TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}
-<link rel="icon" href="data:,">
-<script src="{{ resources.book.prefix }}assets/plotly.min.js"></script>
-{{ super() }}
-<script>
-/* The widget manager finds its icon fonts next to the AMD module URLs of @jupyter-widgets/*:
-   point those at the local copy (default: <page dir>/@jupyter-widgets/, which does not exist). */
-require.config({paths: {"@jupyter-widgets": "{{ resources.book.prefix }}assets/html-manager"}});
-</script>
-{%- endblock html_head_js -%}
-{%- block html_head_js_mathjax -%}
-<script>
-window.MathJax = {
-  tex: {inlineMath: [['$', '$'], ['\\(', '\\)']], displayMath: [['$$', '$$'], ['\\[', '\\]']],
-        processEscapes: true, processEnvironments: true, tags: 'ams'},
-  options: {ignoreHtmlClass: 'tex2jax_ignore|plotly-graph-div'},
-  svg: {fontCache: 'global'}
-};
-</script>
-<script src="{{ resources.book.prefix }}assets/mathjax/es5/tex-svg-full.js"></script>
-<script>
-/* ipywidgets 8 typesets labels with the MathJax 2 API: map it onto MathJax 3 */
-(function () {
-  var MJ = window.MathJax;
-  if (!MJ || MJ.Hub) return;
-  MJ.Hub = {Queue: function () {
-    Array.prototype.forEach.call(arguments, function (a) {
-      if (!Array.isArray(a) || a[0] !== 'Typeset' || !a[2]) return;
-      (MJ.startup && MJ.startup.promise || Promise.resolve()).then(function () {
-        return MJ.typesetPromise && MJ.typesetPromise([a[2]]);
-      }).catch(function (e) { console.warn('MathJax', e); });
-    });
-  }};
-})();
-</script>
-{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block html_head_css -%}
-<link rel="stylesheet" href="{{ resources.book.prefix }}assets/book.css">
-<script defer src="{{ resources.book.prefix }}assets/book.js"></script>
-{%- endblock html_head_css -%}
-{%- block body_header -%}
-<body class="jp-Notebook book" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
-{{ resources.book.topbar }}
-<div class="book-layout">
-{{ resources.book.sidebar }}
-<main class="book-main">
-{{ resources.book.header }}
-{%- endblock body_header -%}
-{% block body_footer %}
-{{ resources.book.pager }}
-</main>
-<!--BOOK-TOC-->
-</div>
-</body>
-{% endblock body_footer %}
-"""
-
-BOOK_JS = r"""// vae-book site helpers: highlight the on-page contents entry in view.
-(function () {
-  var links = Array.prototype.slice.call(document.querySelectorAll('.book-toc a'));
-  if (!links.length || !('IntersectionObserver' in window)) return;
-  var byId = {};
-  links.forEach(function (a) { byId[decodeURIComponent(a.hash.slice(1))] = a; });
-  var obs = new IntersectionObserver(function (entries) {
-    entries.forEach(function (e) {
-      if (!e.isIntersecting) return;
-      links.forEach(function (a) { a.classList.remove('active'); });
-      var a = byId[e.target.id]; if (a) a.classList.add('active');
-    });
-  }, {rootMargin: '0px 0px -70% 0px'});
-  Object.keys(byId).forEach(function (id) { var h = document.getElementById(id); if (h) obs.observe(h); });
-})();
-"""
-
-BOOK_CSS = r"""/* vae-book offline site: a light book layout over nbconvert's lab template */
-:root {
-  --book-accent: #2780e3; --book-text: #212529; --book-muted: #6c757d;
-  --book-border: #e5e7eb; --book-side-bg: #f8f9fb; --book-code-bg: #f6f8fa;
-  --book-font: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-  --book-mono: ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace;
-  --jp-content-font-family: var(--book-font); --jp-ui-font-family: var(--book-font);
-  --jp-code-font-family: var(--book-mono); --jp-content-font-size1: 16px;
-  --jp-content-line-height: 1.65; --jp-code-font-size: 13.5px;
-  --jp-cell-editor-background: var(--book-code-bg); --jp-cell-editor-border-color: var(--book-border);
-}
-html { scroll-padding-top: 4rem; }
-body.book { margin: 0; padding: 0; overflow: visible; background: #fff; color: var(--book-text);
-  font-family: var(--book-font); }
-.book-topbar { position: sticky; top: 0; z-index: 20; display: flex; align-items: center; gap: 1rem;
-  height: 3.2rem; padding: 0 1.25rem; background: var(--book-accent); color: #fff;
-  box-shadow: 0 1px 3px rgba(0,0,0,.15); }
-.book-topbar a { color: #fff; text-decoration: none; }
-.book-topbar .book-brand { font-weight: 600; font-size: 1.1rem; letter-spacing: .01em; }
-.book-topbar .book-top-links { margin-left: auto; display: flex; gap: 1.1rem; font-size: .92rem; }
-.book-topbar .book-top-links a { opacity: .9; } .book-topbar .book-top-links a:hover { opacity: 1; }
-.book-menu-toggle { display: none; cursor: pointer; font-size: 1.4rem; line-height: 1; user-select: none; }
-#book-menu { display: none; }
-.book-layout { display: grid; grid-template-columns: 16.5rem minmax(0, 1fr) 13rem;
-  max-width: 92rem; margin: 0 auto; }
-.book-sidebar { position: sticky; top: 3.2rem; align-self: start; height: calc(100vh - 3.2rem);
-  overflow-y: auto; padding: 1.4rem 1rem 2rem 1.4rem; background: var(--book-side-bg);
-  border-right: 1px solid var(--book-border); font-size: .93rem; box-sizing: border-box; }
-.book-sidebar .book-section { margin: 1.2rem 0 .35rem; font-size: .74rem; font-weight: 700;
-  letter-spacing: .08em; text-transform: uppercase; color: var(--book-muted); }
-.book-sidebar ul { list-style: none; margin: 0; padding: 0; }
-.book-sidebar li a { display: block; padding: .28rem .6rem; margin: 1px 0; border-radius: 5px;
-  color: #343a40; text-decoration: none; line-height: 1.35; }
-.book-sidebar li a:hover { background: #e9eef5; }
-.book-sidebar li a.active { background: #e3eefc; color: var(--book-accent); font-weight: 600; }
-.book-main { min-width: 0; padding: 2rem 2.5rem 4rem; box-sizing: border-box; max-width: 58rem; }
-.book-title h1 { font-size: 2.25rem; line-height: 1.2; margin: .2rem 0 .6rem; font-weight: 700; }
-.book-title .book-description { font-size: 1.15rem; color: var(--book-muted); margin: 0 0 1.6rem; }
-.book-title { border-bottom: 1px solid var(--book-border); margin-bottom: 1.4rem; }
-.book-toc { position: sticky; top: 3.2rem; align-self: start; max-height: calc(100vh - 3.2rem);
-  overflow-y: auto; padding: 2.2rem 1rem 2rem .5rem; font-size: .85rem; box-sizing: border-box; }
-.book-toc .book-toc-title { font-weight: 600; margin-bottom: .5rem; color: var(--book-text); }
-.book-toc ul { list-style: none; margin: 0; padding: 0; border-left: 1px solid var(--book-border); }
-.book-toc li a { display: block; padding: .18rem .75rem; color: var(--book-muted); text-decoration: none;
-  border-left: 2px solid transparent; margin-left: -1px; line-height: 1.35; }
-.book-toc li.lvl3 a { padding-left: 1.5rem; font-size: .8rem; }
-.book-toc li a:hover, .book-toc li a.active { color: var(--book-accent); border-left-color: var(--book-accent); }
-/* cells: no prompts, no collapser, comfortable spacing */
-.book-main .jp-Cell { padding: 0; margin: 0 0 .9rem; }
-.book-main .jp-InputPrompt, .book-main .jp-OutputPrompt { display: none; }
-.book-main .jp-Cell-inputWrapper, .book-main .jp-Cell-outputWrapper { display: block; }
-.book-main .jp-InputArea-editor { border: 1px solid var(--book-border); border-radius: 6px;
-  background: var(--book-code-bg); }
-.book-main .jp-InputArea-editor .highlight { background: transparent; }
-.book-main .jp-InputArea-editor pre { padding: .65rem .9rem !important; }
-.book-main .jp-InputArea-editor, .book-main .jp-InputArea-editor .highlight { overflow-x: auto; }
-.book-main .jp-MarkdownCell .jp-RenderedHTMLCommon { padding-left: 0; padding-right: 0; }
-.book-main .jp-OutputArea-output.jp-RenderedMarkdown { padding-left: 0; }
-.book-main .jp-OutputArea-output > pre { overflow-x: auto; }
-.book-main .jp-OutputArea-output { padding: .3rem 0 0; }
-.book-main .jp-OutputArea-output pre { font-size: 13px; }
-.book-main .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"] { background: #fff8e6;
-  border-left: 3px solid #f0ad4e; padding: .3rem .7rem; }
-.book-main .jp-RenderedHTMLCommon { font-size: 16px; line-height: 1.65; padding-right: 0; color: var(--book-text); }
-.book-main .jp-RenderedHTMLCommon h2 { font-size: 1.6rem; margin: 2.2rem 0 .8rem; padding-bottom: .3rem;
-  border-bottom: 1px solid var(--book-border); }
-.book-main .jp-RenderedHTMLCommon h3 { font-size: 1.3rem; margin: 1.6rem 0 .6rem; }
-.book-main .jp-RenderedHTMLCommon h1:first-child, .book-main .jp-RenderedHTMLCommon h2:first-child { margin-top: 1.2rem; }
-.book-main .jp-RenderedHTMLCommon a { color: var(--book-accent); text-decoration: none; }
-.book-main .jp-RenderedHTMLCommon a:hover { text-decoration: underline; }
-.book-main .jp-RenderedHTMLCommon a.anchor-link { display: inline; visibility: hidden; margin-left: .3em;
-  color: var(--book-muted); font-weight: 400; }
-.book-main .jp-RenderedHTMLCommon :is(h1,h2,h3,h4):hover a.anchor-link { visibility: visible; }
-.book-main .jp-RenderedHTMLCommon :not(pre) > code { background: #f1f3f5; padding: .1em .35em;
-  border-radius: 4px; font-size: .88em; }
-.book-main .jp-RenderedHTMLCommon pre { background: var(--book-code-bg); border: 1px solid var(--book-border);
-  border-radius: 6px; padding: .65rem .9rem; overflow-x: auto; }
-.book-main .jp-RenderedHTMLCommon blockquote { border-left: 4px solid #cfe0f7; margin: 1rem 0;
-  padding: .2rem 1rem; color: #495057; background: #f7fafe; }
-.book-main .jp-RenderedHTMLCommon table { border-collapse: collapse; margin: 1rem 0; font-size: .92rem; }
-.book-main .jp-RenderedHTMLCommon th, .book-main .jp-RenderedHTMLCommon td { border: 1px solid var(--book-border);
-  padding: .35rem .7rem; }
-.book-main .jp-RenderedHTMLCommon thead { background: #f1f3f5; }
-.book-main .jp-RenderedHTMLCommon hr { border: 0; border-top: 1px solid var(--book-border); margin: 1.8rem 0 1rem; }
-/* show_doc blocks */
-.book-main .jp-RenderedMarkdown.jp-OutputArea-output h3, .book-main .jp-RenderedMarkdown.jp-OutputArea-output h4
-  { font-family: var(--book-mono); font-size: 1.15rem; color: #0b4f9c; margin-top: .4rem; }
-.book-main .doc-source-link { float: right; font-size: .8rem; }
-.callout { border: 1px solid var(--book-border); border-left: 5px solid var(--book-accent);
-  border-radius: 6px; padding: .2rem 1rem .4rem; margin: 1rem 0; background: #fbfcfe; }
-.callout-title { font-weight: 600; margin: .5rem 0 0; }
-.callout-warning, .callout-caution { border-left-color: #f0ad4e; }
-.callout-important { border-left-color: #d9534f; } .callout-tip { border-left-color: #3fb618; }
-.book-main .widget-slider, .book-main .jupyter-widgets { font-family: var(--book-font); }
-.book-main .plotly-graph-div { max-width: 100%; }
-.book-pager { display: flex; justify-content: space-between; gap: 1rem; margin-top: 3rem;
-  padding-top: 1.2rem; border-top: 1px solid var(--book-border); }
-.book-pager a { flex: 1; display: block; padding: .7rem 1rem; border: 1px solid var(--book-border);
-  border-radius: 8px; text-decoration: none; color: var(--book-text); max-width: 48%; }
-.book-pager a:hover { border-color: var(--book-accent); }
-.book-pager a small { display: block; color: var(--book-muted); font-size: .78rem; }
-.book-pager a.next { text-align: right; margin-left: auto; }
-.book-footer { color: var(--book-muted); font-size: .8rem; margin-top: 2rem; }
-@media (max-width: 1200px) { .book-layout { grid-template-columns: 15rem minmax(0, 1fr); } .book-toc { display: none; } }
-@media (max-width: 800px) {
-  .book-layout { display: block; }
-  .book-menu-toggle { display: block; }
-  .book-sidebar { display: none; position: static; height: auto; border-right: 0;
-    border-bottom: 1px solid var(--book-border); }
-  #book-menu:checked ~ .book-layout .book-sidebar { display: block; }
-  .book-main { padding: 1.2rem 1rem 3rem; }
-  .book-topbar .book-top-links { display: none; }
-}
-@media print { .book-topbar, .book-sidebar, .book-toc, .book-pager { display: none; } .book-layout { display: block; } }
-"""
+def outputs_of(nb, mime: str) -> list:
+    return [o["data"][mime] for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if mime in o.get("data", {})]
 
 
-def esc(s) -> str: return html.escape(str(s), quote=True)
-
-
-def render_chrome(page, pages, groups, site_title, prefix):
-    "Top bar, sidebar, title header, and prev/next pager for one page."
-    by_src = {p["src"]: p for p in pages}
-    firsts = [(name, next((by_src[s] for s in srcs if s in by_src), None)) for name, srcs in groups if name]
-    top_links = "".join(f'<a href="{prefix}{esc(p["out"])}">{esc(name)}</a>' for name, p in firsts if p)
-    index = next((p for p in pages if Path(p["out"]).stem == "index"), pages[0])
-    topbar = ('<input type="checkbox" id="book-menu" aria-hidden="true">'
-              '<header class="book-topbar"><label for="book-menu" class="book-menu-toggle" '
-              'title="Contents">&#9776;</label>'
-              f'<a class="book-brand" href="{prefix}{esc(index["out"])}">{esc(site_title)}</a>'
-              f'<nav class="book-top-links">{top_links}</nav></header>')
-    side = ['<nav class="book-sidebar" aria-label="Book contents">']
-    for name, srcs in groups:
-        if name: side.append(f'<div class="book-section">{esc(name)}</div>')
-        side.append("<ul>")
-        for s in srcs:
-            p = by_src.get(s)
-            if not p: continue
-            cls = ' class="active" aria-current="page"' if p is page else ""
-            side.append(f'<li><a href="{prefix}{esc(p["out"])}"{cls}>{esc(p["title"])}</a></li>')
-        side.append("</ul>")
-    side.append("</nav>")
-    header = f'<header class="book-title"><h1>{esc(page["title"])}</h1>'
-    if page.get("description"): header += f'<p class="book-description">{esc(page["description"])}</p>'
-    header += "</header>"
-    order = [by_src[s] for _, srcs in groups for s in srcs if s in by_src]
-    pager = ""
-    if page in order:
-        i = order.index(page)
-        prev_, next_ = (order[i - 1] if i else None), (order[i + 1] if i + 1 < len(order) else None)
-        pager = '<nav class="book-pager">'
-        if prev_: pager += f'<a class="prev" href="{prefix}{esc(prev_["out"])}"><small>&larr; Previous</small>{esc(prev_["title"])}</a>'
-        if next_: pager += f'<a class="next" href="{prefix}{esc(next_["out"])}"><small>Next &rarr;</small>{esc(next_["title"])}</a>'
-        pager += "</nav>"
-    pager += f'<p class="book-footer">{esc(site_title)} &middot; built from the notebooks with nbdev + nbconvert</p>'
-    return dict(topbar=topbar, sidebar="\n".join(side), header=header, pager=pager, prefix=prefix)
-
-
-_re_h = re.compile(r'<h([23]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
-
-
-def add_toc(page_html: str) -> str:
-    items = []
-    for lvl, hid, inner in _re_h.findall(page_html):
-        text = re.sub(r"<[^>]+>", "", inner).replace("¶", "").strip()
-        if text: items.append(f'<li class="lvl{lvl}"><a href="#{hid}">{html.escape(html.unescape(text))}</a></li>')
-    toc = ('<nav class="book-toc" aria-label="On this page"><div class="book-toc-title">On this page</div>'
-           f'<ul>{"".join(items)}</ul></nav>') if len(items) > 1 else '<nav class="book-toc"></nav>'
-    return page_html.replace("<!--BOOK-TOC-->", toc, 1)
+# ---------------------------------------------------------------------------- live decoders
+def export_decoders(nbs_by_src: dict, assets: Path) -> dict[str, list[str]]:
+    """Weights of every model a live decoder output names, from the shipped checkpoints, into
+    `assets/decoders/<name>.js` (once per model). Returns page src -> model names."""
+    used = {src: sorted({cfg["model"] for cfg in outputs_of(nb, LIVE_MIME)})
+            for src, nb in nbs_by_src.items()}
+    names = sorted({n for ns in used.values() for n in ns})
+    if not names: return used
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))
+    from vae_book.pretrained import load_pretrained
+    from vae_book.web import decoder_spec, spec_fingerprint, write_decoder_js
+    prints = {}
+    for name in names:
+        model = load_pretrained(name)
+        write_decoder_js(model, assets / "decoders", name)
+        prints[name] = spec_fingerprint(decoder_spec(model))
+    for src, nb in nbs_by_src.items():
+        for cfg in outputs_of(nb, LIVE_MIME):
+            if cfg.get("fingerprint") != prints[cfg["model"]]:
+                log(f"WARNING: {src}: the live decoder's saved codes come from other {cfg['model']} "
+                    "weights than the shipped ones; re-run the notebook")
+    log(f"live decoders: {', '.join(names)} -> assets/decoders/")
+    return used
 
 
 # ---------------------------------------------------------------------------- build
@@ -524,9 +426,23 @@ def run_proc_nbs(n_workers: int):
     return proc_nbs(n_workers=n_workers)
 
 
+def page_resources(page, pages, groups, site_title, prefix, env, has) -> dict:
+    "What the templates' chrome needs for one page (see tools/site/templates/book/chrome.html.j2)"
+    by_src = {p["src"]: p for p in pages}
+    gl = [(name, [by_src[s] for s in srcs if s in by_src]) for name, srcs in groups]
+    order = [p for _, ps in gl for p in ps]
+    i = next((k for k, p in enumerate(order) if p is page), None)
+    return dict(
+        prefix=prefix, page=page, site_title=site_title, groups=gl,
+        index=next((p for p in pages if Path(p["out"]).stem == "index"), pages[0]),
+        section_firsts=[(name, ps[0]) for name, ps in gl if name and ps],
+        prev=order[i - 1] if i else None,
+        next=order[i + 1] if i is not None and i + 1 < len(order) else None,
+        headings=env["headings"], **has)
+
+
 def build_offline(out: Path, n_workers: int, skip_proc: bool = False) -> Path:
     from nbdev.config import get_config
-    from nbconvert import HTMLExporter
     cfg = get_config(ROOT)
     nbs, proc = Path(cfg.nbs_path), ROOT / "_proc"
     t = time.time()
@@ -573,36 +489,24 @@ def build_offline(out: Path, n_workers: int, skip_proc: bool = False) -> Path:
     doc_url = (str(cfg.get("doc_host", "")).rstrip("/") + "/" + str(cfg.get("doc_baseurl", "")).strip("/")).rstrip("/") + "/"
     site_title = str(cfg.get("title", "") or cfg.get("lib_name", "Book"))
 
-    tmpl_dir = Path(tempfile.mkdtemp(prefix="book-tmpl-"))
-    (tmpl_dir / "book").mkdir()
-    (tmpl_dir / "book" / "index.html.j2").write_text(TEMPLATE)
-    (tmpl_dir / "book" / "conf.json").write_text(json.dumps({"base_template": "lab", "mimetypes": {"text/html": True}}))
-
     if out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True)
     copy_assets(out, npm)
+    live = export_decoders(nbs_by_src, out / "assets")
 
     for page in pages:
-        depth = len(Path(page["out"]).parts) - 1
-        prefix = "../" * depth
-        exporter = HTMLExporter(
-            template_name="book", extra_template_basedirs=[str(tmpl_dir)],
-            exclude_input_prompt=True, exclude_output_prompt=True, embed_images=True,
-            require_js_url=f"{prefix}assets/require.js",
-            widget_renderer_url=f"{prefix}assets/html-manager/embed-amd.js",
-            anchor_link_text="¶")
+        prefix = "../" * (len(Path(page["out"]).parts) - 1)
         nb = nbs_by_src[page["src"]]
+        env: dict = {"headings": Shared(), "ids": set()}
+        renderer = MarkdownRenderer(make_link_map(page, src2out, doc_url, prefix))
+        exporter = book_exporter(renderer, env, prefix)
         nb.metadata["title"] = page["title"] if page["title"] == site_title else f"{page['title']} – {site_title}"
-        book = render_chrome(page, pages, groups, site_title, prefix)
+        has = dict(plotly=bool(outputs_of(nb, PLOTLY_MIME)), widgets="widgets" in nb.metadata,
+                   live_models=live.get(page["src"], []))
+        book = page_resources(page, pages, groups, site_title, prefix, env, has)
         body, _ = exporter.from_notebook_node(
             nb, resources={"book": book, "metadata": {"name": Path(page["src"]).stem,
                                                      "path": str(nbs / Path(page["src"]).parent)}})
-        # links: the published doc host -> relative; notebook links -> their pages
-        if doc_url.strip("/"): body = body.replace(f'href="{doc_url}', f'href="{prefix}')
-        body = re.sub(r'href="((?![a-z]+:)[^"#]*?\.ipynb)(#[^"]*)?"',
-                      lambda m: f'href="{prefix}{src2out.get(os.path.normpath(str(Path(page["src"]).parent / m[1])), m[1][:-6] + ".html")}{m[2] or ""}"',
-                      body)
-        body = add_toc(body)
         dest = out / page["out"]
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(body, encoding="utf-8")
@@ -615,25 +519,86 @@ def build_offline(out: Path, n_workers: int, skip_proc: bool = False) -> Path:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(f, out / rel)
     if not (out / "index.html").exists() and pages:
-        (out / "index.html").write_text(f'<!doctype html><meta http-equiv="refresh" content="0; url={esc(pages[0]["out"])}">')
+        (out / "index.html").write_text(f'<!doctype html><meta http-equiv="refresh" content="0; url={pages[0]["out"]}">')
     (out / ".nojekyll").write_text("")
-    manifest = [dict(src=f"{nbs.name}/{p['src']}", out=p["out"], title=p["title"]) for p in pages]
+    manifest = [dict(src=f"{nbs.name}/{p['src']}", out=p["out"], title=p["title"],
+                     live_models=live.get(p["src"], [])) for p in pages]
     (out / "assets" / "pages.json").write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(tmpl_dir, ignore_errors=True)
     log(f"rendered {len(pages)} pages -> {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
         f"({time.time() - t:.1f} s)")
     return out
 
 
+def plotly_placeholders(proc: Path) -> int:
+    """Give each plotly output in `_proc/` (plotly JSON only) an HTML placeholder Quarto keeps:
+    a div + the figure in a JSON script tag, drawn by book.js. Returns how many."""
+    n = 0
+    for p in _proc_notebooks(proc):
+        raw = json.loads(p.read_text(encoding="utf-8"))
+        changed = False
+        for c in raw.get("cells", []):
+            for o in c.get("outputs", []) or []:
+                d = o.get("data") or {}
+                if PLOTLY_MIME not in d or "text/html" in d: continue
+                fig = d[PLOTLY_MIME]
+                h = (fig.get("layout") or {}).get("height") or 450
+                js = json.dumps(fig).replace("</", "<\\/")
+                d["text/html"] = (f'<div class="book-plotly"><div class="plotly-graph-div" '
+                                  f'style="height:{h}px; width:100%"></div><script type="{PLOTLY_MIME}">'
+                                  f'{js}</script></div>')
+                changed = True; n += 1
+        if changed: p.write_text(json.dumps(raw, indent=1, ensure_ascii=False), encoding="utf-8")
+    return n
+
+
 def build_quarto(n_workers: int) -> Path:
-    exe = Path(sys.executable).parent / "nbdev-docs"
-    cmd = [str(exe) if exe.exists() else "nbdev-docs", "--n-workers", str(n_workers)]
-    log("quarto found: " + " ".join(cmd))
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    "nbdev-docs, with plotly placeholders added to _proc/ between processing and rendering"
     from nbdev.config import get_config
-    docs = Path(get_config(ROOT).doc_path)
-    shutil.copy2(plotly_js(), docs / "plotly.min.js")  # nbs/_quarto.yml's header loads it
+    from nbdev.quarto import _fix_quarto_nav, _pre_docs, move, render_quarto
+    cfg = get_config(ROOT)
+    log("quarto found: nbdev-docs steps (proc_nbs, plotly placeholders, quarto render)")
+    cache, cfg, _ = _pre_docs(str(cfg.nbs_path), n_workers=n_workers)
+    log(f"plotly placeholders: {plotly_placeholders(Path(cache))}")
+    render_quarto(cache, cache / cfg.doc_path.name, n_workers=n_workers)
+    shutil.rmtree(cfg.doc_path, ignore_errors=True)
+    move(cache / cfg.doc_path.name, cfg.config_path)
+    _fix_quarto_nav(cfg.doc_path)
+    docs = Path(cfg.doc_path)
+    shutil.copy2(plotly_js(), docs / "plotly.min.js")  # nbs/_quarto.yml's header loads both
+    shutil.copy2(SITE_SRC / "assets" / "book.js", docs / "book.js")
     return docs
+
+
+def page_weights(site: Path) -> list[dict]:
+    "KB each page loads: its HTML plus the local scripts and stylesheets it names (each counted once)"
+    from html.parser import HTMLParser
+
+    class Refs(HTMLParser):
+        def __init__(self): super().__init__(); self.refs = []
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "script" and a.get("src"): self.refs.append(a["src"])
+            if tag == "link" and a.get("rel") == "stylesheet" and a.get("href"): self.refs.append(a["href"])
+    rows = []
+    for page in sorted(p for p in site.rglob("*.html") if p.relative_to(site).parts[0] != "assets"):
+        r = Refs(); r.feed(page.read_text(encoding="utf-8"))
+        files = {(page.parent / u).resolve() for u in r.refs if "://" not in u}
+        if any(u.endswith("require.js") for u in r.refs):  # the widget manager, added on load
+            files.add((site / "assets" / "html-manager" / "embed-amd.js").resolve())
+        kb = lambda fs: sum(f.stat().st_size for f in fs if f.exists())/1024
+        rows.append(dict(page=page.relative_to(site).as_posix(), html_kb=page.stat().st_size/1024,
+                         scripts_kb=kb(files), plotly="plotly.min.js" in " ".join(r.refs),
+                         decoders=[f.stem for f in files if f.parent.name == "decoders"]))
+    return rows
+
+
+def print_page_weights(site: Path):
+    print("| page | HTML (KB) | + scripts/CSS (KB) | total (KB) | plotly.js | decoders |")
+    print("|---|---:|---:|---:|:-:|---|")
+    for r in page_weights(site):
+        print(f"| {r['page']} | {r['html_kb']:.0f} | {r['scripts_kb']:.0f} | "
+              f"{r['html_kb'] + r['scripts_kb']:.0f} | {'yes' if r['plotly'] else ''} | "
+              f"{', '.join(r['decoders'])} |")
 
 
 def main(argv=None):
@@ -644,7 +609,10 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "_site"), help="offline output folder (default _site)")
     ap.add_argument("--n-workers", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--skip-proc", action="store_true", help="reuse _proc/ as it is")
+    ap.add_argument("--page-weights", action="store_true",
+                    help="print a markdown table of KB per page of the built offline site, then stop")
     a = ap.parse_args(argv)
+    if a.page_weights: return print_page_weights(Path(a.out).resolve())
     t0 = time.time()
     if a.quarto or (not a.offline and shutil.which("quarto")):
         where = build_quarto(a.n_workers)

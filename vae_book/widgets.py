@@ -12,7 +12,7 @@ Docs: https://vae-book.github.io/vae-book/widgets.html.md"""
 
 # %% ../nbs/00d_widgets.ipynb #bfe3f42d
 from __future__ import annotations
-import io, time
+import inspect, io, time
 from contextlib import contextmanager
 from typing import Sequence
 import numpy as np
@@ -29,14 +29,20 @@ __all__ = ['png_bytes', 'small_work', 'LatentPlane', 'InterpolationExplorer', 'i
            'traversal_explorer', 'ClassExplorer', 'class_explorer']
 
 # %% ../nbs/00d_widgets.ipynb #eefb2310
-def png_bytes(img, # (H, W) in [0, 1]
+def png_bytes(img, # (H, W) grey or (H, W, 3) RGB, in [0, 1]
               scale:int=6, # screen pixels per image pixel
              ) -> bytes:
-    "A greyscale image as PNG bytes for `ipywidgets.Image`"
+    "A greyscale or RGB image as PNG bytes for `ipywidgets.Image`"
     a = np.round(np.clip(np.asarray(img, dtype=np.float32), 0, 1)*255).astype(np.uint8)
     if scale > 1: a = a.repeat(scale, 0).repeat(scale, 1)
-    buf = io.BytesIO(); Image.fromarray(a, 'L').save(buf, 'PNG', compress_level=1)
+    buf = io.BytesIO()
+    Image.fromarray(a, 'L' if a.ndim == 2 else 'RGB').save(buf, 'PNG', compress_level=1)
     return buf.getvalue()
+
+def _conditional(model:nn.Module) -> bool:
+    "Whether `model` decodes under a label: `decode(z, y)` (a CVAE)"
+    dec = getattr(model, 'decode', None)
+    return callable(dec) and 'y' in inspect.signature(dec).parameters
 
 @contextmanager
 def small_work(model:nn.Module|None=None):
@@ -111,8 +117,12 @@ class InterpolationExplorer(W.VBox):
                  steps:int=21, scale:int=6, max_codes:int=2000):
         n = min(len(x), max_codes); self.model, self.judge, self.scale = model, judge, scale
         self.x = x[:n].detach().cpu(); self.y = None if y is None else torch.as_tensor(y[:n]).cpu().long()
+        self.cond = _conditional(model)  # a CVAE: decode under image A's label
+        if self.cond and self.y is None: raise ValueError("a conditional model needs "
+                                                          "the labels: pass y")
         self.classes = classes or ([str(c) for c in range(int(self.y.max()) + 1)] if self.y is not None else None)
-        self.codes = encode_mean(model, self.x); self.plane = LatentPlane(self.codes, self.y)
+        self.codes = encode_mean(model, self.x, self.y if self.cond else None)
+        self.plane = LatentPlane(self.codes, self.y)
         lay = lambda w: W.Layout(width=w)
         self.mode = W.ToggleButtons(options=[('two images', 'images')] + ([('two class means', 'classes')] if self.y is not None else []),
                                     value='images', style={'button_width': '130px'})
@@ -145,19 +155,25 @@ class InterpolationExplorer(W.VBox):
         mean = lambda c: self.codes[self.y == c].mean(0) if (self.y == c).any() else torch.zeros(self.codes.shape[1])
         return mean(self.c1.value), mean(self.c2.value)
 
+    def label(self):
+        "The label a conditional model decodes under: image A's or class A's; else None"
+        if not self.cond: return None
+        if self.mode.value == 'images': return int(self.y[self.i1.value])
+        return self.c1.value
+
     def _on_ends(self, *_):
         self.pick.children = [self.i1, self.i2] if self.mode.value == 'images' else [self.c1, self.c2]
         self.z1, self.z2 = self.ends()
         self.path2d = self.plane.project(interpolate_latent(self.z1, self.z2, 41, self.method.value))
         if self.mode.value == 'images': a, b = self.x[self.i1.value], self.x[self.i2.value]
-        else: a, b = decode(self.model, torch.stack([self.z1, self.z2]))
+        else: a, b = decode(self.model, torch.stack([self.z1, self.z2]), self.label())
         self.img_a.value, self.img_b.value = (png_bytes(to_images(t)[0], self.scale//2) for t in (a, b))
         self._on_alpha()
 
     def _on_alpha(self, *_):
         t0 = time.perf_counter()
         z = interpolate_latent(self.z1, self.z2, torch.tensor([self.alpha.value]), self.method.value)   # (1, D)
-        with small_work(self.model): img = decode(self.model, z)
+        with small_work(self.model): img = decode(self.model, z, self.label())
         self.image.value = png_bytes(to_images(img)[0], self.scale)
         self.path_view.value = self.plane.render(self.path2d, self.plane.project(z)[0])
         txt = f'α = {self.alpha.value:.2f} &nbsp; ‖z‖ = {float(z.norm()):.2f}'
@@ -187,7 +203,12 @@ class TraversalExplorer(W.VBox):
         self.z0 = torch.zeros(D) if z0 is None else torch.as_tensor(z0, dtype=torch.float32).flatten().cpu()
         self.dims = list(range(D)) if dims is None else list(dims)
         self.x = None if x is None else x[:max_codes].detach().cpu()
-        codes = None if self.x is None else encode_mean(model, self.x)
+        if _conditional(model):  # CVAE: codes under their labels, decoded under y_cond
+            if self.x is not None and y is None:
+                raise ValueError("a conditional model needs y with x")
+            if y_cond is None: self.y_cond = 0
+        codes = None if self.x is None else encode_mean(
+            model, self.x, y[:max_codes] if _conditional(model) else None)
         self.plane = LatentPlane(codes, None if (y is None or codes is None) else y[:max_codes], latent_dim=D, lim=lim) \
             if (codes is not None or D == 2) else None
         self.sliders = [W.FloatSlider(value=float(self.z0[d]), min=-lim, max=lim, step=0.05, description=f'z[{d}]',

@@ -15,7 +15,7 @@ import math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from ..core import register_arch
+from ..core import register_arch, check_float, check_int, check_shape
 from ..losses.recon import bernoulli_nll, gaussian_nll
 
 # %% auto #0
@@ -39,6 +39,9 @@ class MLPEncoder(nn.Module):
     def __init__(self, in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_layers:int=1,
                  variational:bool=True):
         super().__init__()
+        for k, v in dict(in_dim=in_dim, hidden_dim=hidden_dim, latent_dim=latent_dim).items():
+            check_int(k, v)
+        check_int('n_layers', n_layers, min=0)
         self.in_dim,self.latent_dim,self.variational = in_dim,latent_dim,variational
         self.body = _mlp([in_dim] + [hidden_dim]*n_layers)
         d = hidden_dim if n_layers else in_dim
@@ -54,7 +57,9 @@ class MLPDecoder(nn.Module):
     def __init__(self, latent_dim:int=20, hidden_dim:int=400, out_shape:tuple=(1, 28, 28),
                  n_layers:int=1):
         super().__init__()
-        self.latent_dim,self.out_shape = latent_dim,tuple(out_shape)
+        check_int('latent_dim', latent_dim); check_int('hidden_dim', hidden_dim)
+        check_int('n_layers', n_layers, min=0)
+        self.latent_dim,self.out_shape = latent_dim,check_shape('out_shape', out_shape)
         self.body = _mlp([latent_dim] + [hidden_dim]*n_layers)
         self.to_logits = nn.Linear(hidden_dim if n_layers else latent_dim, math.prod(self.out_shape))
 
@@ -78,7 +83,7 @@ class Autoencoder(nn.Module):
         super().__init__()
         if likelihood not in ('bernoulli', 'gaussian'):
             raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
-        if not 0 <= noise < 1: raise ValueError(f"noise must be in [0, 1), got {noise}")
+        if check_float('noise', noise) >= 1: raise ValueError(f"noise must be in [0, 1), got {noise}")
         self.encoder,self.decoder,self.likelihood,self.noise = encoder,decoder,likelihood,noise
         self.latent_dim = getattr(decoder, 'latent_dim', None)
 

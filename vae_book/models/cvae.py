@@ -17,13 +17,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import evaluating, register_arch
+from ..core import evaluating, register_arch, check_float, check_int
 from ..data import Batch, get_data
 from ..estimators import reparameterize
 from ..losses.elbo import ELBO, elbo_loss, iwae_bound, log_prior_ratio, LIKELIHOODS
 from ..metrics import default_max_elems, iw_nll, lenet, LeNet
 from .autoencoder import MLPEncoder, MLPDecoder, check_features
-from .vae import VAEOutput, _log_px_z
+from .vae import VAEOutput, _log_px_z, _check_io
 from ..train import fit
 
 # %% auto #0
@@ -50,6 +50,8 @@ class LabelCode(nn.Module):
     "Labels `(B,)` → codes `(B, dim)`: one-hot, or a learned embedding when `embed_dim` is set"
     def __init__(self, n_classes:int=10, embed_dim:int|None=None):
         super().__init__()
+        check_int('n_classes', n_classes)
+        if embed_dim is not None: check_int('embed_dim', embed_dim)
         self.n_classes, self.dim = n_classes, embed_dim or n_classes
         self.embed = nn.Embedding(n_classes, embed_dim) if embed_dim else None
 
@@ -85,6 +87,7 @@ class CVAE(nn.Module):
                  embed_dim:int|None=None, likelihood:str='bernoulli', beta:float=1.0, free_bits:float=0.0):
         super().__init__()
         if likelihood not in LIKELIHOODS: raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}")
+        check_int('latent_dim', latent_dim); check_float('beta', beta); check_float('free_bits', free_bits)
         self.encoder, self.decoder, self.latent_dim, self.n_classes = encoder, decoder, latent_dim, n_classes
         self.label = LabelCode(n_classes, embed_dim)
         self.likelihood, self.beta, self.free_bits = likelihood, beta, free_bits
@@ -150,6 +153,7 @@ def cvae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_classes:int=10
          n_layers:int=1, out_shape:tuple=(1, 28, 28), likelihood:str='bernoulli', beta:float=1.0,
          free_bits:float=0.0) -> CVAE:
     "The MLP conditional VAE: `mlp_vae` with the label code (embedding, or one-hot if `embed_dim=None`) beside its inputs"
+    _check_io(in_dim, out_shape)
     d = embed_dim or n_classes
     return CVAE(CondMLPEncoder(in_dim, d, hidden_dim, latent_dim, n_layers),
                 CondMLPDecoder(latent_dim, d, hidden_dim, out_shape, n_layers),

@@ -18,7 +18,7 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import nn, Tensor
-from ..core import evaluating, register_arch, set_seed
+from ..core import evaluating, register_arch, set_seed, check_int, check_shape
 from ..data import Data, TensorLoader
 from ..metrics import iw_nll, fd_lenet
 from .vae import VAE, mlp_vae
@@ -26,8 +26,9 @@ from ..train import TrainConfig, fit, evaluate
 from ..viz import png_uri, tile, to_images
 
 # %% auto #0
-__all__ = ['as_images', 'ConvEncoder', 'ConvDecoder', 'conv_vae', 'PatchEmbed', 'ViTEncoder', 'vit_vae', 'patch_attention',
-           'comparison_models', 'compare_vaes', 'results_table', 'plot_patch_attention']
+__all__ = ['SEED_METRICS', 'as_images', 'ConvEncoder', 'ConvDecoder', 'conv_vae', 'PatchEmbed', 'ViTEncoder', 'vit_vae',
+           'patch_attention', 'comparison_models', 'compare_vaes', 'summarize_runs', 'results_table',
+           'plot_patch_attention']
 
 # %% ../../nbs/08_encoders.ipynb #0f77b10b
 def as_images(x:Tensor, # `(B, *shape)` or flat `(B, prod(shape))`
@@ -46,6 +47,8 @@ class ConvEncoder(nn.Module):
     "Strided convolutions (28→14→7→4 pixels), then linear heads to (`mu`, `logvar`)"
     def __init__(self, latent_dim:int=20, channels:int=32, in_shape:tuple=(1, 28, 28)):
         super().__init__()
+        check_int('latent_dim', latent_dim); check_int('channels', channels)
+        check_shape('in_shape', in_shape, 3)
         self.in_shape, self.latent_dim, c = tuple(in_shape), latent_dim, channels
         self.body = nn.Sequential(
             nn.Conv2d(self.in_shape[0], c, 4, 2, 1), nn.ReLU(),   # (B, c, 14, 14)
@@ -64,8 +67,13 @@ class ConvDecoder(nn.Module):
     "Linear layer to a `(2c, H/4, W/4)` map, then two transposed convolutions up to logits `(B, *out_shape)`"
     def __init__(self, latent_dim:int=20, channels:int=32, out_shape:tuple=(1, 28, 28)):
         super().__init__()
-        C, H, W = self.out_shape = tuple(out_shape)
-        if H % 4 or W % 4: raise ValueError(f"ConvDecoder needs H and W divisible by 4, got out_shape={out_shape}")
+        check_int('latent_dim', latent_dim); check_int('channels', channels)
+        C, H, W = self.out_shape = check_shape('out_shape', out_shape, 3)
+        if H % 4 or W % 4:  # two stride-2 transposed convolutions: H/4 -> H/2 -> H
+            raise ValueError("ConvDecoder doubles its map twice, so H and W must be "
+                             "divisible by 4; got "
+                             f"{H}x{W} (out_shape={out_shape}). Resize the images, e.g. "
+                             f"get_data(..., image_size=({-(-H//4)*4}, {-(-W//4)*4}))")
         self.latent_dim, c, self.start = latent_dim, channels, (2*channels, H//4, W//4)
         self.from_z = nn.Linear(latent_dim, math.prod(self.start))
         self.body = nn.Sequential(
@@ -90,7 +98,8 @@ class PatchEmbed(nn.Module):
     "Cut images into non-overlapping `patch_size`² patches and map each linearly to a `dim`-vector"
     def __init__(self, patch_size:int=4, dim:int=64, in_shape:tuple=(1, 28, 28)):
         super().__init__()
-        C, H, W = self.in_shape = tuple(in_shape)
+        check_int('patch_size', patch_size); check_int('dim', dim)
+        C, H, W = self.in_shape = check_shape('in_shape', in_shape, 3)
         if H % patch_size or W % patch_size:
             raise ValueError(f"patch_size={patch_size} does not divide the image size {H}x{W}")
         self.grid = (H//patch_size, W//patch_size)
@@ -109,6 +118,11 @@ class ViTEncoder(nn.Module):
                  mlp_ratio:int=4, pool:str='cls', in_shape:tuple=(1, 28, 28)):
         super().__init__()
         if pool not in ('cls', 'mean'): raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        for k, v in dict(latent_dim=latent_dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio).items():
+            check_int(k, v)
+        if check_int('dim', dim) % heads:
+            raise ValueError(f"dim={dim} must be divisible by heads={heads} (each "
+                             "head gets dim/heads)")
         self.latent_dim, self.pool = latent_dim, pool
         self.patch = PatchEmbed(patch_size, dim, in_shape)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == 'cls' else None
@@ -192,7 +206,7 @@ def compare_vaes(models:dict[str, Callable[[], nn.Module]], # name -> a function
         row = {'model': name, 'arch': model.arch['name'], 'params': sum(p.numel() for p in model.parameters()),
                'neg_elbo': ev['loss'], 'recon': ev['recon'], 'kl': ev['kl'],
                'iw_nll': iw_nll(model, test, k=k, progress=cfg.progress), 'k': k, 'n_test': len(test.x),
-               'epochs': cfg.epochs, 'n_train': len(data.train.x), 'train_s': train_s}
+               'epochs': cfg.epochs, 'seed': cfg.seed, 'n_train': len(data.train.x), 'train_s': train_s}
         set_seed(cfg.seed)
         if n_show: row['samples'] = png_uri(tile(to_images(model.sample(n_show)), n_show))
         if judge is not None and real is not None:
@@ -200,16 +214,40 @@ def compare_vaes(models:dict[str, Callable[[], nn.Module]], # name -> a function
         rows.append(row); trained[name] = model
     return rows, trained
 
+SEED_METRICS = ('neg_elbo', 'recon', 'kl', 'iw_nll', 'fd_lenet', 'train_s')
+
+def summarize_runs(runs:list[dict], # `compare_vaes` rows of several seeds, in any order
+                   metrics:tuple=SEED_METRICS, # the fields averaged over seeds
+                  ) -> list[dict]:
+    "One row per model: each metric's mean over the runs, its sample sd in `<metric>_sd`, the `seeds`"
+    rows = []
+    for name in dict.fromkeys(r['model'] for r in runs):                # models in first-seen order
+        rs = [r for r in runs if r['model'] == name]
+        row = {k: v for k, v in rs[0].items() if k not in metrics and k != 'seed'}
+        row['seeds'] = [r['seed'] for r in rs]
+        for m in metrics:
+            if not all(m in r for r in rs): continue
+            v = torch.tensor([float(r[m]) for r in rs], dtype=torch.float64)
+            row[m], row[f'{m}_sd'] = v.mean().item(), (v.std().item() if len(v) > 1 else 0.0)
+        rows.append(row)
+    return rows
+
+def _pm(r:dict, m:str, fmt:str) -> str:
+    "`r[m]`, followed by ' ± sd' when `r` holds a mean over seeds"
+    return format(r[m], fmt) + (f" ± {format(r[m + '_sd'], fmt)}" if m + '_sd' in r else '')
+
 def results_table(rows:list[dict]) -> str:
-    "`compare_vaes` rows as a markdown table"
-    fd = any('fd_lenet' in r for r in rows)
+    "`compare_vaes` rows (or `summarize_runs` rows: mean ± sd over seeds) as a markdown table"
+    fd, seeds = any('fd_lenet' in r for r in rows), any('seeds' in r for r in rows)
     head = ['model', 'params', '−ELBO (nats)', 'IW-NLL (nats)', 'k'] + (['FD-LeNet'] if fd else []) + \
-           ['train s', 's/epoch']
+           ['train s', 's/epoch'] + (['seeds'] if seeds else [])
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)]
     for r in rows:
-        cells = [r['model'], f"{r['params']/1e3:.0f}k", f"{r['neg_elbo']:.1f}", f"{r['iw_nll']:.1f}", str(r['k'])]
-        if fd: cells.append(f"{r['fd_lenet']:.2f}" if 'fd_lenet' in r else '–')
+        cells = [r['model'], f"{r['params']/1e3:.0f}k", _pm(r, 'neg_elbo', '.1f'), _pm(r, 'iw_nll', '.1f'),
+                 str(r['k'])]
+        if fd: cells.append(_pm(r, 'fd_lenet', '.2f') if 'fd_lenet' in r else '–')
         cells += [f"{r['train_s']:.0f}", f"{r['train_s']/max(1, r['epochs']):.1f}"]
+        if seeds: cells.append(str(len(r.get('seeds', [r.get('seed')]))))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 

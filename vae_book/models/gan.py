@@ -24,30 +24,32 @@ from torch import nn, Tensor
 from tqdm.auto import tqdm
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from ..core import evaluating, get_device, set_seed, register_arch
+from ..core import evaluating, get_device, set_seed, register_arch, check_int
 from ..data import TensorLoader, get_data, CLASSES
 from ..train import TrainConfig, History, TrainingError, evaluate, fit
 from ..train import _as_batch, _autocast, _fields, _split  # fit's own plumbing, shared
 from ..estimators import reparameterize
 from ..losses.elbo import gaussian_kl, log_prior_ratio
 from ..losses.recon import bernoulli_nll
-from ..metrics import LeNet, class_coverage, fd_lenet, iw_nll
+from ..metrics import LeNet, class_coverage, fd_lenet, frechet_distance, iw_nll, pr_lenet
 from .vae import VAE, _log_px_z
 from .encoders import ConvEncoder, ConvDecoder, as_images, conv_vae
 from .cvae import get_judge
 from ..viz import tile, to_images, png_uri
 
 # %% auto #0
-__all__ = ['COLOURS', 'DCGenerator', 'DCDiscriminator', 'Player', 'DLoss', 'GLoss', 'DCGAN', 'dcgan', 'GANHistory', 'players',
-           'fit_gan', 'sample_monitor', 'plot_sample_grids', 'plot_step_losses', 'trend_to_noise', 'hop',
-           'loss_tracks_fd', 'plot_monitor', 'plot_class_histograms', 'VAEGANTerms', 'VAEGAN', 'vae_gan', 'Sharpness',
-           'sharpness', 'score_model', 'comparison_table', 'Contender', 'contenders', 'run_comparison', 'worst_setback']
+__all__ = ['COLOURS', 'SUMMARY_KEYS', 'DCGenerator', 'DCDiscriminator', 'Player', 'DLoss', 'GLoss', 'DCGAN', 'dcgan',
+           'GANHistory', 'players', 'fit_gan', 'sample_monitor', 'plot_sample_grids', 'plot_step_losses',
+           'trend_to_noise', 'hop', 'loss_tracks_fd', 'plot_monitor', 'plot_class_histograms', 'VAEGANTerms', 'VAEGAN',
+           'vae_gan', 'Sharpness', 'sharpness', 'checkerboard', 'score_model', 'comparison_table', 'Contender',
+           'contenders', 'run_comparison', 'seed_summary', 'summary_table', 'worst_setback']
 
 # %% ../../nbs/09_gan.ipynb #2fff106e
 class DCGenerator(nn.Module):
     "`ConvDecoder`'s layout with DCGAN's batch norms: `z` `(B, latent_dim)` → logits `(B, 1, 28, 28)`"
     def __init__(self, latent_dim:int=32, channels:int=32):
         super().__init__()
+        check_int('latent_dim', latent_dim); check_int('channels', channels)
         c, self.latent_dim = channels, latent_dim
         self.from_z = nn.Linear(latent_dim, 2*c*7*7)
         self.body = nn.Sequential(
@@ -64,6 +66,7 @@ class DCDiscriminator(nn.Module):
     "Images `(B, 1, 28, 28)` → real-vs-fake logits `(B,)`; `features(x)` is its inner layer"
     def __init__(self, channels:int=32):
         super().__init__()
+        check_int('channels', channels)
         c = channels
         self.body = nn.Sequential(
             nn.Conv2d(1, c, 4, 2, 1), nn.LeakyReLU(0.2),        # (B, c, 14, 14)
@@ -84,12 +87,12 @@ class Player(NamedTuple):
     betas: tuple = (0.9, 0.999)   # Adam betas (DCGAN uses (0.5, 0.999))
 
 class DLoss(NamedTuple):
-    loss: Tensor   # discriminator cross-entropy on real and generated images, nats per example
+    loss: Tensor   # L_D = -V: cross-entropy on real and generated images, which D minimises (nats)
     real: Tensor   # mean D(x) on real images: its probability that they are real
     fake: Tensor   # mean D(G(z)) on generated images
 
 class GLoss(NamedTuple):
-    loss: Tensor   # non-saturating generator loss -log D(G(z)), nats per example
+    loss: Tensor   # L_G = -log D(G(z)), non-saturating, which G minimises (nats per example)
     fake: Tensor   # mean D(G(z))
 
 def _bce(logits:Tensor, target:float) -> Tensor:
@@ -100,6 +103,7 @@ class DCGAN(nn.Module):
     "A generator `G(z)` and a discriminator `D(x)`, trained by `fit_gan` as a two-player game"
     def __init__(self, generator:nn.Module, discriminator:nn.Module, latent_dim:int):
         super().__init__()
+        check_int('latent_dim', latent_dim)
         self.generator,self.discriminator,self.latent_dim = generator,discriminator,latent_dim
 
     @property
@@ -110,13 +114,15 @@ class DCGAN(nn.Module):
         x = batch.x
         with torch.no_grad(): fake = self.generate(torch.randn(len(x), self.latent_dim, device=x.device))
         lr, lf = self.discriminator(x), self.discriminator(fake)
+        # L_D = -log D(x) - log(1 - D(G(z))) = -V (Goodfellow et al. 2014, eq. 1): D minimises it
         return DLoss(_bce(lr, 1.) + _bce(lf, 0.), torch.sigmoid(lr).mean().detach(),
                      torch.sigmoid(lf).mean().detach())
 
     def g_loss(self, batch) -> GLoss:
         z = torch.randn(len(batch.x), self.latent_dim, device=batch.x.device)
         lf = self.discriminator(self.generate(z))
-        return GLoss(_bce(lf, 1.), torch.sigmoid(lf).mean().detach())  # Goodfellow et al. 2014, sec. 3
+        # L_G = -log D(G(z)), the non-saturating loss (Goodfellow et al. 2014, sec. 3): G minimises it
+        return GLoss(_bce(lf, 1.), torch.sigmoid(lf).mean().detach())
 
     def players(self) -> list[Player]:
         return [Player('d', list(self.discriminator.parameters()), self.d_loss, (0.5, 0.999)),
@@ -269,17 +275,27 @@ def fit_gan(model:nn.Module, # has `.players()` (a game), or `.loss(batch)` (one
     return hist
 
 # %% ../../nbs/09_gan.ipynb #b431575c
+@torch.no_grad()
+def _features(judge:LeNet, x:Tensor, bs:int=1000) -> Tensor:
+    "The judge's penultimate features of `x`, in batches, on the CPU"
+    dev = next(judge.parameters()).device
+    with evaluating(judge):
+        return torch.cat([judge.features(b.to(dev)).cpu() for b in x.split(bs)])
+
 def sample_monitor(judge:LeNet, # the classifier that scores samples
                    real:Tensor, # grey-level real images for FD-LeNet
                    n:int=500, # samples per check
                    seed:int=0, # the same codes at every check
                   ) -> Callable:
-    "A `monitor` for `fit_gan`: FD-LeNet, class histogram, its entropy and classes covered of `n` samples"
+    "A `monitor` for `fit_gan`: FD-LeNet and class coverage of `n` samples"
+    f_real = []  # the real images' features, computed once at the first check
     def monitor(model:nn.Module) -> dict:
-        torch.manual_seed(seed)  # inside fit_gan's forked RNG: training's streams are untouched
+        torch.manual_seed(seed)  # inside fit_gan's forked RNG: training is untouched
         x = model.sample(n, next(model.parameters()).device).float()
+        if not f_real: f_real.append(_features(judge, real))
         cov = class_coverage(judge, x)
-        return {'fd': fd_lenet(judge, x, real), 'entropy': cov.entropy, 'covered': cov.covered,
+        return {'fd': frechet_distance(_features(judge, x), f_real[0]),
+                'entropy': cov.entropy, 'covered': cov.covered,
                 'frac': cov.frac.tolist()}
     return monitor
 
@@ -396,7 +412,7 @@ class VAEGANTerms(NamedTuple):
     loss: Tensor       # what the encoder-decoder player minimises (gradients routed per Algorithm 1)
     kl: Tensor         # KL(q(z|x) || p(z)), nats per example
     feat_nll: Tensor   # Gaussian NLL of the discriminator's features of x given those of x_tilde
-    gan: Tensor        # the decoder's non-saturating GAN loss on reconstructions and prior samples
+    gan: Tensor        # L_GAN^Dec: the decoder's non-saturating loss on reconstructions and prior samples
     pixel_nll: Tensor  # Bernoulli pixel NLL of the reconstruction: logged, never trained on
 
 class _ScaleGrad(torch.autograd.Function):
@@ -413,7 +429,9 @@ class VAEGAN(nn.Module):
     def __init__(self, encoder:nn.Module, decoder:nn.Module, discriminator:DCDiscriminator, latent_dim:int,
                  gamma:float=1.0, feat_scale:float=1.0):
         super().__init__()
-        if not (gamma > 0 and feat_scale > 0): raise ValueError(f"gamma and feat_scale must be > 0, got {gamma}, {feat_scale}")
+        if not (0 < gamma < math.inf and 0 < feat_scale < math.inf):
+            raise ValueError("gamma and feat_scale must be > 0 and finite, got "
+                             f"{gamma}, {feat_scale}")
         self.encoder,self.decoder,self.discriminator = encoder,decoder,discriminator
         self.latent_dim,self.gamma,self.feat_scale = latent_dim,gamma,feat_scale
 
@@ -427,6 +445,7 @@ class VAEGAN(nn.Module):
             mu, logvar = self.encoder(x)
             fake = self.decode(torch.cat([reparameterize(mu, logvar), torch.randn_like(mu)]))  # (2B, ...)
         lr, lf = self.discriminator(x), self.discriminator(fake)
+        # L_Dis = -log Dis(x) - mean over the 2B fakes of log(1 - Dis(fake)): Dis minimises it
         return DLoss(_bce(lr, 1.) + _bce(lf, 0.), torch.sigmoid(lr).mean().detach(),
                      torch.sigmoid(lf).mean().detach())
 
@@ -440,7 +459,7 @@ class VAEGAN(nn.Module):
         f_fake = self.discriminator.features(torch.sigmoid(logits))
         feat = 0.5*self.feat_scale*(f_fake - f_real).pow(2).sum(1).mean()
         fakes = self.decode(torch.cat([z.detach(), torch.randn_like(z)]))  # no GAN gradient into the encoder
-        gan = _bce(self.discriminator(fakes), 1.)
+        gan = _bce(self.discriminator(fakes), 1.)  # L_GAN^Dec = -log Dis(fake), non-saturating
         with torch.no_grad(): pix = bernoulli_nll(logits, x).mean()
         return VAEGANTerms(kl + self.gamma*feat + gan, kl.detach(), feat.detach(), gan.detach(), pix)
 
@@ -483,24 +502,34 @@ def sharpness(x:Tensor) -> Sharpness:
     return Sharpness(F.conv2d(x, lap).flatten(1).var(1).mean().item(),
                      (gx.pow(2) + gy.pow(2)).sqrt().flatten(1).mean(1).mean().item())
 
+def checkerboard(x:Tensor) -> float:
+    "Strength of a 2-pixel pattern locked to the pixel grid, relative to mean brightness"
+    x = as_images(x, who='checkerboard').float()
+    i, j = torch.arange(28, device=x.device)[:, None], torch.arange(28, device=x.device)
+    waves = torch.stack([(-1.)**i + 0*j, (-1.)**j + 0*i, (-1.)**(i + j)])  # (3, 28, 28)
+    bright = x.mean((1, 2, 3)).clamp(min=1e-6)[:, None]                     # (B, 1)
+    c = (x[:, 0, None]*waves).mean((2, 3))/bright                           # (B, 3)
+    return c.mean(0).norm().item()  # signed mean over images: only a grid-locked pattern adds up
+
 # %% ../../nbs/09_gan.ipynb #e39ef5ec
 @torch.no_grad()
-def score_model(model:nn.Module|None, # a model with `sample(n, device)`; None scores `x` instead
+def score_model(model:nn.Module|None, # has `sample(n, device)`; None scores `x` instead
                 judge:LeNet, # the classifier that scores samples
-                real:Tensor, # grey-level real images for FD-LeNet
+                real:Tensor, # grey-level real images for FD-LeNet and precision/recall
                 n:int=2000, # samples to draw
                 seed:int=0, # fixes the samples
                 nll_data=None, # binarized test batches for `iw_nll`; None skips the NLL
                 k:int=1000, # importance samples for the NLL
                 x:Tensor|None=None, # images to score instead of samples (e.g. real ones)
                ) -> dict:
-    "FD-LeNet, class coverage, sharpness and (where the model has `log_weights`) the test NLL"
+    "FD-LeNet, precision/recall, coverage, sharpness, checkerboard; the NLL if it has one"
     if x is None:
         dev = next(model.parameters()).device
         with _fork_rng(dev): torch.manual_seed(seed); x = model.sample(n, dev).float().cpu()
-    cov, sh = class_coverage(judge, x), sharpness(x)
-    row = {'fd_lenet': fd_lenet(judge, x, real), 'covered': cov.covered, 'entropy': cov.entropy,
-           'laplacian': sh.laplacian, 'gradient': sh.gradient}
+    cov, sh, pr = class_coverage(judge, x), sharpness(x), pr_lenet(judge, real, x)
+    row = {'fd_lenet': fd_lenet(judge, x, real), 'precision': pr.precision,
+           'recall': pr.recall, 'covered': cov.covered, 'entropy': cov.entropy,
+           'laplacian': sh.laplacian, 'gradient': sh.gradient, 'checkerboard': checkerboard(x)}
     if model is not None and nll_data is not None and callable(getattr(model, 'log_weights', None)):
         with _fork_rng(next(model.parameters()).device):
             torch.manual_seed(seed); row['nll'] = iw_nll(model, nll_data, k=k, progress=False)
@@ -508,9 +537,9 @@ def score_model(model:nn.Module|None, # a model with `sample(n, device)`; None s
     return row
 
 def comparison_table(rows:list[dict]) -> str:
-    "Rows of `score_model` (plus 'model' and 'train_s') as a markdown table; † marks a caveated NLL"
-    head = ['model', 'FD-LeNet ↓', 'classes covered', 'coverage entropy (nats)', 'sharpness (Laplacian var.)',
-            'test NLL (nats)', 'train s']
+    "Rows of `score_model` (plus 'model', 'train_s') as markdown; † marks a caveated NLL"
+    head = ['model', 'FD-LeNet ↓', 'precision', 'recall', 'classes covered',
+            'sharpness (Laplacian var.)', 'checkerboard', 'test NLL (nats)', 'train s']
     lines, notes = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)], []
     for r in rows:
         nll = '—' if r.get('real') else 'undefined: no density'
@@ -518,8 +547,9 @@ def comparison_table(rows:list[dict]) -> str:
             nll = f"{r['nll']:.1f}"
             if r.get('nll_note'): nll += '†'; notes.append(f"† {r['model']}: {r['nll_note']}.")
         t = f"{r['train_s']:.0f}" if 'train_s' in r else '—'
-        lines.append(f"| {r['model']} | {r['fd_lenet']:.1f} | {r['covered']}/10 | {abs(r['entropy']):.2f} | "
-                     f"{r['laplacian']:.4f} | {nll} | {t} |")
+        lines.append(f"| {r['model']} | {r['fd_lenet']:.1f} | {r['precision']:.2f} | "
+                     f"{r['recall']:.2f} | {r['covered']}/10 | {r['laplacian']:.4f} | "
+                     f"{r['checkerboard']:.3f} | {nll} | {t} |")
     return '\n'.join(lines + ([''] + notes if notes else []))
 
 # %% ../../nbs/09_gan.ipynb #49a83a5f
@@ -539,42 +569,94 @@ def contenders(latent_dim:int=32, channels:int=16) -> dict[str, Contender]:
 def run_comparison(name:str='fashion', # dataset
                    epochs:int=10, n_train:int|None=None, batch_size:int=64, seed:int=42,
                    latent_dim:int=32, channels:int=16,
-                   models:Sequence[str]|None=None, # names from `contenders` (default: all)
+                   models:Sequence[str]|None=None, # names from `contenders` (None: all)
                    n_samples:int=2000, k:int=1000, n_nll:int=1000, # scoring budget
                    monitor_n:int=1000, monitor_every:int=200, # watching budget
                    judge:LeNet|None=None, device:str|None=None, progress:bool=True,
+                   log:Callable|None=None, # gets a line per trained model, e.g. `print`
                   ) -> tuple[dict, dict]:
     "Train and score each contender: a JSON-ready results dict, and the trained models"
     grey = get_data(name, batch_size=batch_size, binarize=None, n_train=n_train)
     binary = get_data(name, batch_size=batch_size, binarize='dynamic', n_train=n_train)
     judge = (judge or get_judge(name)).to(get_device(device))
-    real, other = grey.test.x[:n_samples], grey.test.x[n_samples:2*n_samples]
-    nll_data = TensorLoader(binary.test.x[:n_nll], binary.test.y[:n_nll], 250)
+    perm = lambda n: torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    # random subsets, since a split may be sorted by class
+    real = grey.test.x[perm(len(grey.test.x))[:n_samples]]
+    other = grey.valid.x[perm(len(grey.valid.x))[:n_samples]]
+    sel = perm(len(binary.test.x))[:n_nll]
+    nll_data = TensorLoader(binary.test.x[sel], binary.test.y[sel], 250)
     mon = sample_monitor(judge, real[:1000], monitor_n)
     cs = contenders(latent_dim, channels); models = list(models or cs)
-    res = {'dataset': name, 'epochs': epochs, 'n_train': len(grey.train.x), 'batch_size': batch_size,
-           'latent_dim': latent_dim, 'channels': channels, 'seed': seed, 'n_samples': n_samples, 'k': k,
-           'n_nll': n_nll, 'rows': [{'model': 'real test images', 'real': True,
-                                     **score_model(None, judge, real, x=other)}],
-           'monitor': {}, 'steps': {}, 'stability': {}, 'samples': {'real (test)': png_uri(tile(to_images(real[:36]), 6))}}
+    res = {'dataset': name, 'epochs': epochs, 'n_train': len(grey.train.x),
+           'batch_size': batch_size, 'latent_dim': latent_dim, 'channels': channels,
+           'seed': seed, 'n_samples': len(real), 'k': k, 'n_nll': len(sel),
+           'rows': [{'model': 'real images (valid split)', 'real': True,
+                     **score_model(None, judge, real, x=other)}],
+           'monitor': {}, 'steps': {}, 'stability': {},
+           'samples': {'real (test)': png_uri(tile(to_images(real[:36]), 6))}}
     trained = {}
     for m in models:
         c = cs[m]; set_seed(seed); model = c.make()
         data = binary if c.binarize else grey
-        h = fit_gan(model, (data.train, None), epochs=epochs, lr=c.lr, batch_size=batch_size, seed=seed,
-                    device=device, progress=progress, monitor=mon, monitor_every=monitor_every)
-        row = {'model': m, 'train_s': h.train_time, **score_model(model, judge, real, n_samples, seed, nll_data, k)}
+        h = fit_gan(model, (data.train, None), epochs=epochs, lr=c.lr,
+                    batch_size=batch_size, seed=seed, device=device, progress=progress,
+                    monitor=mon, monitor_every=monitor_every)
+        row = {'model': m, 'train_s': h.train_time,
+               **score_model(model, judge, real, len(real), seed, nll_data, k)}
         keys = [c_ for c_ in h.steps[0] if c_.endswith('loss')]
-        stride = max(1, math.ceil(len(h.steps)/1000))  # keep about 1,000 steps per curve
+        stride = max(1, math.ceil(len(h.steps)/500))  # keep about 500 steps per curve
         res['rows'].append(row); res['monitor'][m] = h.monitor
-        res['steps'][m] = {'stride': stride, **{c_: h.step_col(c_)[::stride] for c_ in keys}}
-        res['stability'][m] = {'hop': hop(h.monitor),
-                               **{f'trend_to_noise {c_}': trend_to_noise(h.step_col(c_)) for c_ in keys},
-                               **{f'{c_} ~ FD': loss_tracks_fd(res['steps'][m][c_], h.monitor, stride) for c_ in keys}}
+        res['steps'][m] = {'stride': stride,
+                           **{c_: h.step_col(c_)[::stride] for c_ in keys}}
+        res['stability'][m] = {
+            'hop': hop(h.monitor),
+            **{f'trend_to_noise {c_}': trend_to_noise(h.step_col(c_)) for c_ in keys},
+            **{f'{c_} ~ FD': loss_tracks_fd(res['steps'][m][c_], h.monitor, stride)
+               for c_ in keys}}
         with _fork_rng(next(model.parameters()).device):
-            torch.manual_seed(seed + 1); res['samples'][m] = png_uri(tile(to_images(model.sample(36).cpu()), 6))
+            torch.manual_seed(seed + 1)
+            res['samples'][m] = png_uri(tile(to_images(model.sample(36).cpu()), 6))
+        if log: log(f"{name} seed {seed} {m}: {epochs} epochs in {h.train_time:.0f} s; "
+                    f"FD-LeNet {row['fd_lenet']:.1f}, precision {row['precision']:.2f},"
+                    f" recall {row['recall']:.2f}, covered {row['covered']}/10")
         trained[m] = model
     return res, trained
+
+# %% ../../nbs/09_gan.ipynb #e0edd693
+SUMMARY_KEYS = ('fd_lenet', 'precision', 'recall', 'covered', 'laplacian',
+                'checkerboard', 'nll', 'train_s', 'hop')
+
+def seed_summary(runs:list[dict], # `run_comparison` results, one per seed
+                ) -> dict:
+    "Per model and metric: the values over the seeds, their mean and sample sd"
+    vals = {}
+    for res in runs:
+        for r in res['rows']:
+            d = vals.setdefault(r['model'], {})
+            st = res['stability'].get(r['model'], {})
+            for key in SUMMARY_KEYS:
+                v = st.get(key) if key == 'hop' else r.get(key)
+                if v is not None: d.setdefault(key, []).append(float(v))
+    sd = lambda v: torch.tensor(v, dtype=torch.float64).std().item() if len(v) > 1 else 0
+    return {m: {k: {'mean': sum(v)/len(v), 'sd': sd(v), 'values': v}
+                for k, v in d.items()}
+            for m, d in vals.items()}
+
+def summary_table(summary:dict) -> str:
+    "`seed_summary` as a markdown table of mean ± sd over seeds"
+    cols = [('fd_lenet', 'FD-LeNet ↓', 1), ('precision', 'precision', 2),
+            ('recall', 'recall', 2), ('covered', 'classes covered (of 10)', 1),
+            ('laplacian', 'sharpness (Laplacian var.)', 4),
+            ('checkerboard', 'checkerboard', 3),
+            ('nll', 'test NLL (nats)', 1), ('train_s', 'train s', 0)]
+    lines = ['| model | ' + ' | '.join(c[1] for c in cols) + ' |',
+             '|---|' + '---|'*len(cols)]
+    for m, d in summary.items():
+        def cell(key, p):
+            if key in d: return f"{d[key]['mean']:.{p}f} ± {d[key]['sd']:.{p}f}"
+            return '—' if key == 'train_s' or m.startswith('real') else 'none'
+        lines.append(f'| {m} | ' + ' | '.join(cell(k, p) for k, _, p in cols) + ' |')
+    return '\n'.join(lines)
 
 # %% ../../nbs/09_gan.ipynb #00f27dc3
 def worst_setback(monitor:list[dict], # `GANHistory.monitor`

@@ -16,7 +16,7 @@ import math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from ..core import register_arch
+from ..core import register_arch, check_float, check_int
 from ..estimators import reparameterize
 from ..losses.elbo import ELBO, elbo_loss, log_prior_ratio, LIKELIHOODS
 from .autoencoder import MLPEncoder, MLPDecoder
@@ -53,10 +53,8 @@ class VAE(nn.Module):
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, "
                              f"got {likelihood!r}")
-        if not (isinstance(latent_dim, int) and latent_dim >= 1):
-            raise ValueError(f"latent_dim must be an int >= 1, got {latent_dim!r}")
-        for k, v in dict(beta=beta, free_bits=free_bits, warmup=warmup).items():
-            if not v >= 0: raise ValueError(f"{k} must be >= 0, got {v!r}")
+        check_int('latent_dim', latent_dim); check_int('warmup', warmup, min=0)
+        check_float('beta', beta); check_float('free_bits', free_bits)
         self.encoder,self.decoder,self.latent_dim = encoder,decoder,latent_dim
         self.likelihood,self.beta,self.free_bits = likelihood,beta,free_bits
         self.warmup = int(warmup)
@@ -147,11 +145,18 @@ class VAE(nn.Module):
         return _log_px_z(x_hat.view(k, *x.shape), x, self.likelihood) + log_prior_ratio(z, mu, logvar)   # (k, B)
 
 # %% ../../nbs/06_vae.ipynb #b9d7db30
+def _check_io(in_dim, out_shape):
+    "An MLP's input size must match the image shape it decodes to"
+    if isinstance(out_shape, (tuple, list)) and math.prod(out_shape) != in_dim:
+        raise ValueError(f"out_shape {tuple(out_shape)} holds {math.prod(out_shape)} values but in_dim is "
+                         f"{in_dim}; they must match, e.g. in_dim=3*32*32 for out_shape=(3, 32, 32)")
+
 @register_arch
 def mlp_vae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_layers:int=1,
             out_shape:tuple=(1, 28, 28), likelihood:str='bernoulli', beta:float=1.0,
             free_bits:float=0.0, warmup:int=0) -> VAE:
     "The MLP `VAE` of this chapter (784-400-20 by default, as in pytorch/examples)"
+    _check_io(in_dim, out_shape)
     return VAE(MLPEncoder(in_dim, hidden_dim, latent_dim, n_layers),
                MLPDecoder(latent_dim, hidden_dim, out_shape, n_layers),
                latent_dim, likelihood, beta, free_bits, warmup)
