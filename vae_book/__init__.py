@@ -12,6 +12,7 @@ Modules:
 - `vae_book.models.cvae`: Tell the model what to draw: encoder and decoder both see the label, so the code is free to hold the style.
 - `vae_book.models.encoders`: Same `VAE` class, new encoders: convolutions and attention over patches, compared at equal size.
 - `vae_book.models.gan`: A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
+- `vae_book.models.latent_models`: Sampling N(0, I) lands in regions no image maps to: learn the prior from the codes, make the codes discrete, or stack a second latent layer, each measured on real digits.
 - `vae_book.models.vae`: Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
 - `vae_book.pretrained`: Small checkpoints shipped inside the package, so every explorer works before you train anything.
 - `vae_book.train`: One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation, mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.

@@ -174,46 +174,48 @@ def nn_distance(z:Tensor, # (N, d) query points
                 bs:int=1024, # queries per `cdist` call: memory grows as bs*M
                ) -> Tensor: # (N,) float64 distances
     "Euclidean distance from each row of `z` to its nearest row of `ref`"
-    if z.dim() != 2 or ref.dim() != 2 or z.shape[1] != ref.shape[1] or len(ref) == 0:
-        raise ValueError(f"need (N, d) queries and (M >= 1, d) references with the same d, got "
-                         f"{tuple(z.shape)} and {tuple(ref.shape)}")
-    ref, exact = ref.detach().double().cpu(), 'donot_use_mm_for_euclid_dist'  # no cancellation
-    return torch.cat([torch.cdist(zb.detach().double().cpu(), ref, compute_mode=exact).min(1).values
-                      for zb in z.split(bs)]) if len(z) else torch.zeros(0, dtype=torch.float64)
-
+    if z.dim() != 2 or ref.dim() != 2 or z.shape[1] != ref.shape[1] or not len(ref):
+        raise ValueError(f"need (N, d) queries and (M >= 1, d) references with the "
+                         f"same d, got {tuple(z.shape)} and {tuple(ref.shape)}")
+    if not len(z): return torch.zeros(0, dtype=torch.float64)
+    ref = ref.detach().double().cpu()
+    exact = 'donot_use_mm_for_euclid_dist'         # no cancellation at tiny distances
+    return torch.cat([torch.cdist(zb.detach().double().cpu(), ref, compute_mode=exact)
+                      .min(1).values for zb in z.split(bs)])
 
 @torch.no_grad()
-def decoder_codes(model:nn.Module, # `encode(x)` gives a code `z`, or `(mu, logvar)` for a VAE
+def decoder_codes(model:nn.Module, # `encode(x)` gives `z`, or `(mu, logvar)` for a VAE
                   x:Tensor, # (N, ...) images
                   seed:int=0, # seeds the draws from q(z|x)
                   bs:int=1000, # images per call
                  ) -> Tensor: # (N, latent_dim) on the CPU
-    "The codes `model`'s decoder is trained on: `f(x)`, or one draw $z \\sim q(z|x)$ per image"
+    "Codes `model`'s decoder is trained on: `f(x)`, or one draw $z \\sim q(z|x)$ each"
     dev = next(model.parameters()).device
     with evaluating(model): out = [model.encode(xb.to(dev)) for xb in x.split(bs)]
     if not isinstance(out[0], tuple): return torch.cat([z.float().cpu() for z in out])
-    mu, logvar = (torch.cat([o[i].float().cpu() for o in out]) for i in (0, 1))  # (N, latent_dim)
-    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed))   # one draw for all
+    mu, logvar = (torch.cat([o[i].float().cpu() for o in out]) for i in (0, 1))  # (N,D)
+    g = torch.Generator().manual_seed(seed)
+    eps = torch.randn(mu.shape, generator=g)         # one draw for all: any `bs` agrees
     return mu + eps*(0.5*logvar).exp()
 
 class Holes(NamedTuple):
     fraction: float   # prior samples farther than `threshold` from every training code
-    threshold: float  # the q-quantile of held-out codes' distances to their nearest training code
-    baseline: float   # 1 - q: the fraction expected if the codes were distributed as the prior
+    threshold: float  # q-quantile of held-out codes' nearest-training-code distance
+    baseline: float   # 1 - q: the fraction expected if the codes followed the prior
     dist: Tensor      # (n,) each prior sample's distance to its nearest training code
 
-def hole_fraction(z_train:Tensor, # (N, d) codes (posterior means) of the training images
-                  z_held:Tensor, # (M, d) codes of held-out images, none of them in training
+def hole_fraction(z_train:Tensor, # (N, d) codes of training images (`decoder_codes`)
+                  z_held:Tensor, # (M, d) codes of held-out images, none in training
                   n:int=10_000, # prior samples z ~ N(0, I)
-                  q:float=0.99, # quantile of the held-out distances that sets the threshold
+                  q:float=0.99, # quantile of the held-out distances: the threshold
                   seed:int=0, # seeds the prior samples
-                  z_prior:Tensor|None=None, # (n, d) samples to use instead of fresh N(0, I) draws
+                  z_prior:Tensor|None=None, # (n, d) samples to use instead of N(0, I)
                  ) -> Holes:
-    "Fraction of prior samples with no training code within the `q`-quantile held-out distance"
+    "Fraction of prior samples with no training code within the `q`-quantile distance"
     if not 0 < q < 1: raise ValueError(f"q must be in (0, 1), got {q}")
     tau = torch.quantile(nn_distance(z_held, z_train), q).item()
-    if tau == 0: raise ValueError("held-out codes coincide with training codes: encode images that "
-                                  "were not used for training")
+    if tau == 0: raise ValueError("held-out codes coincide with training codes: encode "
+                                  "images that were not used for training")
     if z_prior is None:
         g = torch.Generator().manual_seed(seed)
         z_prior = torch.randn(n, z_train.shape[1], generator=g, dtype=torch.float64)
