@@ -161,7 +161,7 @@ def test_vae_gan_trains_and_has_a_labelled_nll():
 
 
 def test_gan_has_no_likelihood():
-    with pytest.raises(AttributeError, match='log_weights'):
+    with pytest.raises(TypeError, match='log_weights'):
         iw_nll(dcgan(L, C), TensorLoader(*images(8), batch_size=8), k=2, progress=False)
 
 

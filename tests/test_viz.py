@@ -44,8 +44,10 @@ def test_png_round_trip_and_shapes():
     assert to_images(torch.rand(28, 28)).shape == (1, 28, 28)
     assert to_images(torch.rand(2, 1, 5, 7)).shape == (2, 5, 7)
     assert to_images(torch.full((1, 4, 4), 7.)).max() == 1  # clipped
-    with pytest.raises(ValueError, match="grey channel"): to_images(torch.rand(2, 3, 4, 4))
-    with pytest.raises(ValueError): png_uri(np.zeros((2, 3, 3)))
+    assert to_images(torch.rand(2, 3, 4, 4)).shape == (2, 4, 4, 3)  # RGB: channels last
+    with pytest.raises(ValueError, match="1 \\(grey\\) or 3 \\(RGB\\)"): to_images(torch.rand(2, 2, 4, 4))
+    assert png_uri(np.zeros((2, 3, 3))).startswith("data:image/png")  # a 2x3 RGB image
+    with pytest.raises(ValueError): png_uri(np.zeros((2, 3, 3, 3, 3)))
     with pytest.raises(ValueError): image_from_uri("data:image/jpeg;base64,xx")
 
 

@@ -55,6 +55,7 @@ def merge(path:Path, ran:nbformat.NotebookNode, before:dict[str, str]) -> list[s
     else: now.metadata.pop('widgets', None)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix='.ipynb')
     with os.fdopen(fd, 'w') as f: nbformat.write(now, f)
+    os.chmod(tmp, path.stat().st_mode & 0o777)  # mkstemp makes 0600 files: keep the notebook's mode
     os.replace(tmp, path)
     return changed
 

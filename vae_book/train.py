@@ -16,7 +16,7 @@ Docs: https://vae-book.github.io/vae-book/train.html.md"""
 # %% ../nbs/00b_train.ipynb #cffe7008
 from __future__ import annotations
 import atexit, contextlib, dataclasses, glob, hashlib, importlib, inspect, json, math
-import os, pkgutil, tempfile, time, warnings
+import os, pkgutil, signal, tempfile, threading, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -546,16 +546,30 @@ def _write_atomic(path:Path, obj):
         pid = old.name[len(path.name) + 2:].split('.')[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             old.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp',
-                               dir=path.parent)
+    tmp = None
     try:
+        with _sigint_deferred():  # so a Ctrl-C cannot land between creating the file and naming it
+            fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp',
+                                       dir=path.parent)
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f); f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)  # atomic: readers see the old file or the new, never half
     except BaseException:  # Ctrl-C included: leave no temporary behind
-        with contextlib.suppress(OSError): os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError): os.unlink(tmp)
         raise
+
+@contextlib.contextmanager
+def _sigint_deferred():
+    "Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it when the block ends"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    got, old = [], signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+        if got: raise KeyboardInterrupt
 
 def _alive(pid:int) -> bool:
     try: os.kill(pid, 0)

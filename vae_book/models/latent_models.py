@@ -1,7 +1,7 @@
 """Sampling N(0, I) lands in regions no image maps to: learn the prior from the codes, make the codes discrete, or stack a second latent layer, each measured on real digits.
 
-`gmm_prior` with `gmm_em` (a full-covariance Gaussian mixture fitted by EM) and `flow_prior` (flow matching
-over latent vectors) learn a prior on a trained VAE's codes; `attach_prior(vae, prior)` makes a
+`GaussianMixture` with `gmm_em` (a full-covariance Gaussian mixture fitted by EM) and `FlowPrior` (flow
+matching over latent vectors) learn a prior on a trained VAE's codes; `attach_prior(vae, prior)` makes a
 `LatentPriorVAE` that samples through the same decoder and saves and loads as one model. `vq_vae()` builds a
 VQ-VAE: a `VectorQuantizer` with straight-through gradients, codebook and commitment losses, an optional
 moving-average (EMA) codebook and re-seeding of dead codes. `two_layer_vae()` puts a second stochastic layer
@@ -18,7 +18,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import register_arch, build_arch, check_int, check_float
+from ..core import (register_arch, build_arch, check_choice, check_float,
+                           check_int)
 from ..estimators import reparameterize
 from ..losses.elbo import gaussian_kl, log_prior_ratio
 from ..losses.recon import bernoulli_nll
@@ -26,9 +27,9 @@ from .autoencoder import MLPEncoder, MLPDecoder
 from .vae import VAE, _log_px_z
 
 # %% auto #0
-__all__ = ['LOG2PI', 'PriorLoss', 'GaussianMixture', 'gmm_prior', 'gmm_em', 'FlowPrior', 'flow_prior', 'LatentPriorVAE',
-           'prior_vae', 'attach_prior', 'VQOut', 'nearest_code', 'perplexity', 'VectorQuantizer', 'VQLoss',
-           'VQVAEOutput', 'VQVAE', 'vq_vae', 'log_normal', 'HLoss', 'TwoLayerVAE', 'two_layer_vae']
+__all__ = ['LOG2PI', 'PriorLoss', 'GaussianMixture', 'gmm_em', 'FlowPrior', 'LatentPriorVAE', 'prior_vae', 'attach_prior',
+           'VQOut', 'nearest_code', 'perplexity', 'VectorQuantizer', 'VQLoss', 'VQVAEOutput', 'VQVAE', 'vq_vae',
+           'log_normal', 'HLoss', 'TwoLayerVAE', 'two_layer_vae']
 
 # %% ../../nbs/10_beyond_gaussian.ipynb #a749f9c5
 LOG2PI = math.log(2*math.pi)
@@ -87,11 +88,6 @@ class GaussianMixture(nn.Module):
         z = self.means[k] + (self.scale_tril()[k] @ eps)[..., 0]   # (n, dim)
         return z.to(device or self.device)
 
-@register_arch
-def gmm_prior(n_components:int=50, dim:int=20) -> GaussianMixture:
-    "A `GaussianMixture` (registered: checkpoints rebuild it by name)"
-    return GaussianMixture(n_components, dim)
-
 # %% ../../nbs/10_beyond_gaussian.ipynb #08ceac39
 @torch.no_grad()
 def gmm_em(gmm:GaussianMixture, # fitted in place
@@ -135,8 +131,9 @@ class FlowPrior(nn.Module):
                 ):
         super().__init__()
         self.dim, self.steps = check_int('dim', dim), check_int('steps', steps)
-        h = check_int('hidden_dim', hidden_dim)
-        dims = [dim + 16] + [h]*check_int('n_layers', n_layers)
+        h = self.hidden_dim = check_int('hidden_dim', hidden_dim)
+        self.n_layers = check_int('n_layers', n_layers)
+        dims = [dim + 16] + [h]*n_layers
         layers = [m for a, b in zip(dims[:-1], dims[1:])
                   for m in (nn.Linear(a, b), nn.SiLU())]
         self.net = nn.Sequential(*layers, nn.Linear(h, dim))
@@ -169,22 +166,17 @@ class FlowPrior(nn.Module):
             z = z + h*self.velocity(z + 0.5*h*self.velocity(z, t), t + 0.5*h)
         return z
 
-@register_arch
-def flow_prior(dim:int=20, hidden_dim:int=256, n_layers:int=3,
-               steps:int=32) -> FlowPrior:
-    "A `FlowPrior` (registered: checkpoints rebuild it by name)"
-    return FlowPrior(dim, hidden_dim, n_layers, steps)
-
 # %% ../../nbs/10_beyond_gaussian.ipynb #f3d06f86
 class LatentPriorVAE(nn.Module):
-    "A trained `vae` that draws codes from a `prior` learned on them, not from N(0, I)"
+    "A trained `vae`, frozen, that draws codes from a `prior` learned on them"
     def __init__(self, vae:VAE, prior:nn.Module):
         super().__init__()
         if getattr(prior, 'dim', None) != vae.latent_dim:
             raise ValueError(f"the prior models vectors of size "
                              f"{getattr(prior, 'dim', None)}, the VAE's codes have "
                              f"{vae.latent_dim}")
-        self.vae, self.prior, self.latent_dim = vae, prior, vae.latent_dim
+        self.vae = vae.requires_grad_(False)                # trained already: frozen
+        self.prior, self.latent_dim = prior, vae.latent_dim
 
     @property
     def device(self) -> torch.device: return self.vae.device
@@ -204,21 +196,33 @@ class LatentPriorVAE(nn.Module):
         return self.vae.decode(self.prior.sample(n, device or self.device))
 
 @register_arch
-def prior_vae(vae_arch:dict|None=None, # a registered VAE; default `mlp_vae()`
-              prior_arch:dict|None=None, # a registered prior; default `flow_prior`
+def prior_vae(vae_arch:dict|None=None, # a registered VAE's `.arch`; default `mlp_vae()`
+              prior:str='flow', # 'flow' (`FlowPrior`) or 'gmm' (`GaussianMixture`)
+              n_components:int=50, # for 'gmm'
+              hidden_dim:int=256, n_layers:int=3, steps:int=32, # for 'flow'
              ) -> LatentPriorVAE:
-    "A `LatentPriorVAE` built from two architecture records (`model.arch`)"
+    "A `LatentPriorVAE`: the VAE `vae_arch` describes, and a prior of kind `prior`"
     vae = build_arch(vae_arch or {'name': 'mlp_vae', 'kwargs': {}})
-    default = {'name': 'flow_prior', 'kwargs': {'dim': vae.latent_dim}}
-    return LatentPriorVAE(vae, build_arch(prior_arch or default))
+    d = vae.latent_dim
+    if check_choice('prior', prior, ('flow', 'gmm')) == 'gmm':
+        return LatentPriorVAE(vae, GaussianMixture(n_components, d))
+    return LatentPriorVAE(vae, FlowPrior(d, hidden_dim, n_layers, steps))
 
-def attach_prior(vae:VAE, prior:nn.Module) -> LatentPriorVAE:
-    "One saveable model from a trained `vae` and `prior`, both built by factories"
-    for m in (vae, prior):
-        if getattr(m, 'arch', None) is None:
-            raise ValueError(f"{type(m).__name__} has no .arch: build it with a "
-                             "registered factory (e.g. mlp_vae, flow_prior)")
-    model = prior_vae(vae.arch, prior.arch).to(vae.device)
+def attach_prior(vae:VAE, # trained, built by a registered factory (e.g. `mlp_vae`)
+                 prior:GaussianMixture|FlowPrior, # trained on `vae`'s codes
+                ) -> LatentPriorVAE:
+    "One saveable model (a copy) from a trained `vae` and a trained `prior`"
+    if getattr(vae, 'arch', None) is None:
+        raise ValueError(f"{type(vae).__name__} has no .arch: build it with a "
+                         "registered factory (e.g. mlp_vae)")
+    if isinstance(prior, GaussianMixture):
+        kw = dict(prior='gmm', n_components=prior.n_components)
+    elif isinstance(prior, FlowPrior):
+        kw = dict(prior='flow', hidden_dim=prior.hidden_dim, n_layers=prior.n_layers,
+                  steps=prior.steps)
+    else: raise TypeError(f"prior must be a GaussianMixture or a FlowPrior, "
+                          f"got {type(prior).__name__}")
+    model = prior_vae(vae.arch, **kw).to(vae.device)
     model.vae.load_state_dict(vae.state_dict())
     model.prior.load_state_dict(prior.state_dict())
     return model
@@ -325,8 +329,8 @@ class VQVAE(nn.Module):
     "Conv encoder → a 7×7 grid of codebook indices → conv decoder (Bernoulli)"
     def __init__(self, n_codes:int=64, code_dim:int=16, channels:int=32,
                  beta:float=0.25, # weight of the commitment loss
-                 ema:bool=False, decay:float=0.99, # see `VectorQuantizer`
-                 reseed_every:int=0,
+                 ema:bool=True, decay:float=0.99, # see `VectorQuantizer`
+                 reseed_every:int=50,
                 ):
         super().__init__()
         c, self.beta = check_int('channels', channels), check_float('beta', beta)
@@ -393,8 +397,8 @@ class VQVAE(nn.Module):
 
 @register_arch
 def vq_vae(n_codes:int=64, code_dim:int=16, channels:int=32, beta:float=0.25,
-           ema:bool=False, decay:float=0.99, reseed_every:int=0) -> VQVAE:
-    "A `VQVAE` (registered: checkpoints rebuild it by name)"
+           ema:bool=True, decay:float=0.99, reseed_every:int=50) -> VQVAE:
+    "A `VQVAE` (registered); by default with EMA updates and re-seeding of dead codes"
     return VQVAE(n_codes, code_dim, channels, beta, ema, decay, reseed_every)
 
 # %% ../../nbs/10_beyond_gaussian.ipynb #c49104d0

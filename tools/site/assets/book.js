@@ -9,7 +9,13 @@
       var div = s.parentNode.querySelector('.plotly-graph-div'), fig;
       try { fig = JSON.parse(s.textContent); } catch (e) { console.warn('figure', e); return; }
       var config = Object.assign({responsive: true, displaylogo: false}, fig.config || {});
-      Plotly.newPlot(div, {data: fig.data || [], layout: fig.layout || {}, frames: fig.frames || [],
+      // a figure saved wider than the column is drawn at the column's width (not clipped), so its
+      // slider and right-hand panels stay visible and clickable, on a phone too
+      var layout = Object.assign({}, fig.layout || {}), avail = div.parentNode.clientWidth;
+      if (layout.width && avail && layout.width > avail) {
+        delete layout.width; layout.autosize = true; div.style.width = '100%';
+      }
+      Plotly.newPlot(div, {data: fig.data || [], layout: layout, frames: fig.frames || [],
                            config: config});
     });
   }
