@@ -27,3 +27,16 @@ def rounded(o, digits=5):
     if isinstance(o, dict): return {k: rounded(v, digits) for k, v in o.items()}
     if isinstance(o, list): return [rounded(v, digits) for v in o]
     return o
+
+
+def cpu_caps() -> dict:
+    "The CPU's name and the vector/matrix units torch can use, for a record's `env`"
+    flags = set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('flags'): flags = set(line.split(':', 1)[1].split()); break
+    except OSError: pass
+    caps = {'name': cpu_name(), 'torch_capability': torch.backends.cpu.get_cpu_capability()}
+    for f in ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8'):
+        caps[f] = f in flags if flags else None
+    return caps

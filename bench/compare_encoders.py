@@ -20,8 +20,9 @@ import torch
 from vae_book.core import get_device, set_seed
 from vae_book.data import get_data, load_images
 from vae_book.metrics import fd_lenet
-from vae_book.models.cvae import get_judge
-from vae_book.models.encoders import comparison_models, compare_vaes, results_table, summarize_runs
+from vae_book.experiments.conditional import get_judge
+from vae_book.experiments.encoders import (comparison_models, compare_vaes, results_table,
+                                           summarize_runs)
 from vae_book.train import TrainConfig
 
 from _common import machine, rounded

@@ -1,6 +1,6 @@
 r"""VAE vs GAN vs VAE-GAN on the same images and budget (chapter 9's full-budget table).
 
-One command trains every chosen contender of `vae_book.models.gan.contenders` with `fit_gan` (same seed,
+One command trains every chosen contender of `vae_book.experiments.gan.contenders` with `fit` (same seed,
 epochs, batch size, latent size and decoder layout), watches each with the LeNet judge during training,
 and scores it: FD-LeNet, improved precision and recall (Kynkäänniemi et al. 2019) and class coverage of
 `--n-samples` samples on the judge's features, sharpness, the checkerboard score, and the test NLL
@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from vae_book.core import get_device
-from vae_book.models.cvae import get_judge
-from vae_book.models.gan import (contenders, run_comparison, comparison_table, seed_summary,
-                                 summary_table)
+from vae_book.experiments.conditional import get_judge
+from vae_book.experiments.gan import (contenders, run_comparison, comparison_table, seed_summary,
+                                      summary_table)
 
 from _common import machine, rounded
 

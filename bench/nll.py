@@ -19,6 +19,11 @@ The reference number, 86.76 nats, is Burda et al.'s (2015, Table 1) one-stochast
 (two hidden layers of 200 tanh units, 50 latent dimensions, 3,280 epochs). It is an MNIST number: binarized
 Fashion-MNIST has far more pixels on, and its NLLs are far higher; never compare across datasets.
 
+`--precision auto` (the default here; `iw_nll`'s own default is the exact 'fp32') runs the
+decoder's last layer in bf16 where the CPU has native bf16 (AMX or AVX-512 BF16), and records
+which path ran, the CPU's capabilities and, on the first `--check-images` test images, the
+difference from the exact fp32 path.
+
 Writes a JSON record (`--out`) and, with `--save`, a checkpoint (`vae_book.train.save`) that records the
 metrics and the exact command.
 """
@@ -31,9 +36,11 @@ import torch
 
 from vae_book.core import get_device, set_seed
 from vae_book.data import TensorLoader, get_data
-from vae_book.metrics import iw_nll
+from vae_book.metrics import iw_nll, nll_path
 from vae_book.models.vae import mlp_vae
 from vae_book.train import TrainConfig, evaluate, fit, load, save
+
+from _common import cpu_caps
 
 BURDA_MNIST_NLL = 86.76  # Burda et al. 2015, Table 1: VAE, 1 stochastic layer, k=1 training, MNIST
 
@@ -55,6 +62,13 @@ def parse(argv=None):
     ap.add_argument('--n-test', type=int, default=None, help='evaluate the NLL on the first N test images only')
     ap.add_argument('--eval-batch', type=int, default=500, help='test images per NLL batch')
     ap.add_argument('--max-elems', type=int, default=None, help="iw_nll's cap on decoder outputs per call (default: iw_nll's)")
+    ap.add_argument('--precision', default='auto', choices=['fp32', 'bf16', 'auto'],
+                    help="iw_nll's precision: 'fp32' exact; 'bf16' the decoder's last "
+                         "layer in bf16; 'auto' bf16 where the CPU has it natively "
+                         "(AMX, AVX-512 BF16), else fp32")
+    ap.add_argument('--check-images', type=int, default=200,
+                    help='with a bf16 path, also score the first N test images with '
+                         'the exact fp32 path on the same samples; record the difference')
     ap.add_argument('--device', default=None, help='cpu, cuda, mps (default: the best available)')
     ap.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides)')
     ap.add_argument('--out', default=None, help='JSON result (default: bench/results/nll_<dataset>.json)')
@@ -118,13 +132,31 @@ def main(argv=None) -> dict:
         if not m < n: raise SystemExit(f'{args.resume} already covers {m} >= {n} images')
         log(f'resuming: images 0..{m} measured by `{prev["command"]}`, NLL {prev["test_nll"]["nll"]:.3f}')
     rest = TensorLoader(test.x[m:n], test.y[m:n], args.eval_batch)
+    path = nll_path(model, args.precision)
+    log(f'iw_nll path: {path} (precision={args.precision!r})')
     set_seed(args.seed)
     t0 = time.perf_counter()
-    nll_new = iw_nll(model, rest, k=args.k, max_elems=args.max_elems, progress=not args.quiet)
+    nll_new = iw_nll(model, rest, k=args.k, max_elems=args.max_elems,
+                     progress=not args.quiet, precision=args.precision)
     if device.type == 'cuda': torch.cuda.synchronize()
     new_s = time.perf_counter() - t0
     rate = (n - m)*args.k/new_s  # decoder evaluations per second
-    parts = [{'images': [m, n], 'nll': nll_new, 'seconds': round(new_s, 1), 'command': command}]
+    parts = [{'images': [m, n], 'nll': nll_new, 'seconds': round(new_s, 1),
+              'path': path, 'command': command}]
+    check = None
+    if args.check_images and path != 'fused-fp32' and path != 'generic':
+        # the same images and samples (same seed) on the exact fp32 path: bf16's error
+        nc = min(args.check_images, n - m)
+        few = TensorLoader(test.x[m:m + nc], test.y[m:m + nc], args.eval_batch)
+        got = {}
+        for p in (args.precision, 'fp32'):
+            set_seed(args.seed)
+            got[p] = iw_nll(model, few, k=args.k, max_elems=args.max_elems,
+                            progress=False, precision=p)
+        check = {'images': [m, m + nc], 'nll_fp32': got['fp32'],
+                 f'nll_{path}': got[args.precision],
+                 'diff': got[args.precision] - got['fp32']}
+        log(f"check on {nc} images: {path} - fp32 = {check['diff']:+.4f} nats")
     if prev:  # the NLL is a mean over images: combine the two ranges by their sizes
         parts.insert(0, {'images': [0, m], 'nll': prev['test_nll']['nll'], 'seconds': prev['test_nll']['seconds'],
                          'command': prev['command']})
@@ -137,7 +169,9 @@ def main(argv=None) -> dict:
                   'seconds': None if train_s is None else round(train_s, 1), 'final_train_loss': final,
                   'loaded_from': args.load},
         'test_elbo': {'images': len(test.x), 'neg_elbo': elbo['loss'], 'recon': elbo['recon'], 'kl': elbo['kl']},
-        'test_nll': {'k': args.k, 'images': n, 'nll': nll, 'neg_elbo_same_images': elbo_sub['loss'],
+        'test_nll': {'k': args.k, 'images': n, 'nll': nll, 'path': path,
+                     'precision': args.precision, 'check_vs_fp32': check,
+                     'neg_elbo_same_images': elbo_sub['loss'],
                      'gap': elbo_sub['loss'] - nll, 'seconds': round(nll_s, 1), 'parts': parts,
                      'decoder_evals_per_s': round(rate), 'full_test_set_seconds_at_this_rate': round(len(test.x)*args.k/rate)},
         'reference': {'nll': BURDA_MNIST_NLL, 'dataset': 'mnist', 'source': 'Burda et al. 2015, Table 1 (VAE, 1 stochastic layer)',
@@ -146,6 +180,8 @@ def main(argv=None) -> dict:
         'command': command,
         'env': {'device': str(device), 'torch': torch.__version__, 'threads': torch.get_num_threads(),
                 'cpu_count': os.cpu_count(), 'python': platform.python_version(),
+                'cpu': cpu_caps(),
+                'load_average': [round(v, 2) for v in os.getloadavg()],
                 'gpu': torch.cuda.get_device_name() if device.type == 'cuda' else None},
     }
     if prev and args.load and prev['train'].get('seconds') is not None:

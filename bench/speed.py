@@ -23,6 +23,14 @@ the time an epoch would take if it did nothing but its matrix products at that s
     python bench/speed.py --dataset fashion --epochs 3 --repeats 3 --fit book,fast,fast-bf16
     python bench/speed.py --dataset fashion --epochs 8 --target 250    # time to reach a test loss
     python bench/speed.py --fit fast --no-ref --iw-n 0 --epochs 1      # a quick look
+    python bench/speed.py --repeats 3 --iw-n 0 --fit fast,proto-eager,proto-compiled-loss
+
+Repeats are interleaved: repeat 1 of every trainer, then repeat 2 of every trainer,
+..., so a load change during the run slows all of them alike. `proto-*` configurations
+are not `fit`: they run the prototype step of `bench/fast_step.py` (what `fit`'s fast
+path should do; issue 16) on the same data, model, loss and optimizer. The record names
+the path each run took and what the CPU offers (`meta.cpu`: PyTorch's kernel level, the
+ISA flags that matter, native bf16, emulation variables).
 
 Timings are wall-clock and only mean something on an otherwise idle machine: the load average before and
 after is recorded in the JSON (`--out`, default `bench/results/speed_<device>.json`).
@@ -44,6 +52,7 @@ from vae_book.models.vae import mlp_vae
 from vae_book.train import evaluate, fit
 
 from _common import cpu_name
+import fast_step
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +66,8 @@ FIT_CONFIGS = {
     'bf16-compile': dict(batch_size=256, lr=3e-3, amp='bf16', compile=True),
     'bf16-384-compile': dict(batch_size=384, lr=4e-3, amp='bf16', compile=True),
 }
+# The prototype of issue 16 (bench/fast_step.py), not `fit`: its named variants.
+PROTO_CONFIGS = {f'proto-{k}': k for k in fast_step.VARIANTS}
 
 
 # ------------------------------------------------------------------------------------------- reference
@@ -139,6 +150,19 @@ def run_fit(name, epochs, overrides, seed, device, on_epoch):
                progress=False, **overrides)
     for r in hist: on_epoch(r['time'], r['valid_loss'], r['train_loss'])
     return model, setup, len(data.train.x)
+
+
+def run_proto(name, epochs, variant, seed, device, test, on_epoch):
+    "The prototype step of bench/fast_step.py (CPU): same model, loss and Adam"
+    if device.type != 'cpu': raise SystemExit("the proto-* configurations are CPU-only")
+    t = time.perf_counter()
+    x = get_data(name, binarize=None, valid_size=0).train.x
+    setup = time.perf_counter() - t
+    tr = fast_step.FastTrainer(x, variant, seed)
+    for _ in range(epochs):
+        sec, train_loss = tr.epoch()
+        on_epoch(sec, evaluate(tr.model, test)['loss'], train_loss)
+    return tr.model, setup, len(x), tr.compile_s
 
 
 # ------------------------------------------------------------------------------------------- GEMM limit
@@ -239,6 +263,33 @@ def _load():
     except OSError: return None
 
 
+# Variables that change which kernels run; they emulate a smaller CPU on a bigger one:
+# ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
+              'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT',
+              'TORCHINDUCTOR_CACHE_DIR')
+
+
+def cpu_caps() -> dict:
+    "What the CPU offers the kernels: PyTorch's dispatch level, ISA flags, native bf16"
+    flags = set()
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('flags'):
+                flags = set(line.split(':', 1)[1].split()); break
+    except OSError: pass
+    cap, bf16 = torch.backends.cpu.get_cpu_capability(), _cpu_bf16()
+    env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
+    kind = f"{cap}, {'with' if bf16 else 'no'} native bf16"
+    if any(k in env for k in KERNEL_ENV[:3]): kind += ' (emulated: see env)'
+    return {'kind': kind, 'capability': cap, 'onednn_bf16': bf16,
+            'flags': sorted(f for f in flags if f in ('fma', 'avx', 'avx2')
+                            or f.startswith(('avx512', 'amx')) or 'bf16' in f),
+            'avx2': 'avx2' in flags, 'avx512': 'avx512f' in flags,
+            'amx': 'amx_tile' in flags,
+            'bf16_isa': bool(flags & {'avx512_bf16', 'amx_bf16'}), 'env': env}
+
+
 def summarize(run, target, ref_sec):
     per = [t for rep in run['epoch_seconds'] for t in rep]
     s = {'sec_per_epoch_min': min(per), 'sec_per_epoch_median': statistics.median(per),
@@ -254,21 +305,26 @@ def summarize(run, target, ref_sec):
                 cum += t
                 if l <= target: hits.append(cum); break
         s['seconds_to_target'] = min(hits) if hits else None
-    if ref_sec: s['speedup_vs_reference'] = ref_sec/s['sec_per_epoch_min']
+    if ref_sec:
+        s['speedup_vs_reference'] = ref_sec[0]/s['sec_per_epoch_min']  # best vs best
+        s['speedup_vs_reference_median'] = ref_sec[1]/s['sec_per_epoch_median']
     if run.get('gemm'): s['gemm_fraction'] = run['gemm']['seconds']/s['sec_per_epoch_min']
     return s
 
 
 def table(res) -> str:
     rows = ["| trainer | batch | lr | precision | s/epoch (min) | s/epoch (median) | images/s | "
-            "speed-up | test loss | s to target | GEMM limit s/epoch | of GEMM limit |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "speed-up (min) | speed-up (median) | test loss | s to target | "
+            "GEMM limit s/epoch | of GEMM limit |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v, p='.2f': '–' if v is None else format(v, p)
     for r in res['runs']:
         s, g = r['summary'], r.get('gemm') or {}
         rows.append(f"| {r['name']} | {r['batch_size']} | {r['lr']:g} | {r['precision']} | "
                     f"{f(s['sec_per_epoch_min'])} | {f(s['sec_per_epoch_median'])} | {s['images_per_s']:,.0f} | "
-                    f"{f(s.get('speedup_vs_reference'), '.2f')}× | {s['final_test_loss_mean']:.2f} | "
+                    f"{f(s.get('speedup_vs_reference'), '.2f')}× | "
+                    f"{f(s.get('speedup_vs_reference_median'), '.2f')}× | "
+                    f"{s['final_test_loss_mean']:.2f} | "
                     f"{f(s.get('seconds_to_target'), '.1f')} | {f(g.get('seconds'))} | "
                     f"{f(100*s['gemm_fraction'], '.0f') + '%' if s.get('gemm_fraction') else '–'} |")
     return '\n'.join(rows)
@@ -284,50 +340,87 @@ def main(argv=None):
     device = get_device(a.device)
     bf16_ok = device.type == 'cuda' or _cpu_bf16()
     fit_names = [s for s in a.fit.split(',') if s]
+    known = sorted(FIT_CONFIGS) + sorted(PROTO_CONFIGS)
     for s in fit_names:
-        if s not in FIT_CONFIGS: raise SystemExit(f"unknown --fit config {s!r}; choose from {sorted(FIT_CONFIGS)}")
-    res = {'meta': {'command': 'python ' + ' '.join(map(shlex.quote, ['bench/speed.py', *(argv or sys.argv[1:])])),
+        if s not in known:
+            raise SystemExit(f"unknown --fit config {s!r}; choose from {known}")
+    if any(FIT_CONFIGS.get(s, {}).get('compile') or s in PROTO_CONFIGS
+           and fast_step.VARIANTS[PROTO_CONFIGS[s]][3] for s in fit_names):
+        fast_step.inductor_cache()  # compiled runs: Inductor's caches outlive the run
+    argv_s = ' '.join(map(shlex.quote, ['bench/speed.py', *(argv or sys.argv[1:])]))
+    res = {'meta': {'command': 'python ' + argv_s,
                     'date': time.strftime('%Y-%m-%d %H:%M:%S'), 'torch': torch.__version__,
                     'python': platform.python_version(), 'device': str(device),
-                    'device_name': torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name(),
+                    'device_name': (torch.cuda.get_device_name(device)
+                                    if device.type == 'cuda' else cpu_name()),
                     'cpu_count': os.cpu_count(), 'threads': torch.get_num_threads(),
-                    'cpu_capability': torch.backends.cpu.get_cpu_capability(), 'dataset': name,
-                    'epochs': a.epochs, 'repeats': a.repeats, 'clock': a.clock, 'loadavg_before': _load()},
+                    'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+                    'cpu': cpu_caps(), 'dataset': name, 'epochs': a.epochs,
+                    'repeats': a.repeats, 'clock': a.clock,
+                    'interleaved': 'repeats', 'loadavg_before': _load()},
            'runs': []}
-    print(f"# speed.py: {name}, {a.epochs} epochs x {a.repeats} repeats on {res['meta']['device_name']} "
-          f"({device}, {torch.get_num_threads()} threads, {a.clock} clock), load average {_load()}", flush=True)
+    print(f"# speed.py: {name}, {a.epochs} epochs x {a.repeats} repeats on "
+          f"{res['meta']['device_name']} ({device}, {res['meta']['cpu']['kind']}, "
+          f"{torch.get_num_threads()} threads, {a.clock} clock), load {_load()}",
+          flush=True)
 
     jobs = ([] if a.no_ref else [('reference (pytorch/examples)', None)]) + [
-        (f'vae_book.fit {s}', s) for s in fit_names]
+        (f'bench/fast_step.py {s}' if s in PROTO_CONFIGS else f'vae_book.fit {s}', s)
+        for s in fit_names]
     test = get_data(name, binarize=None, valid_size=0).test
     gemm_cache = {}
     fitted = None
+    runs = []
     for label, cfg in jobs:
-        over = dict(FIT_CONFIGS[cfg]) if cfg else {}
+        if cfg in PROTO_CONFIGS:
+            bs, lr, adam, comp, comp_opt = fast_step.VARIANTS[PROTO_CONFIGS[cfg]]
+            over = dict(batch_size=bs, lr=lr, adam=adam, compile=comp,
+                        compile_optimizer=comp_opt)
+            path = 'prototype step (bench/fast_step.py)'
+        else:
+            over = dict(FIT_CONFIGS[cfg]) if cfg else {}
+            path = 'vae_book.fit' if cfg else 'reference loop (DataLoader)'
         bs = a.ref_batch_size if cfg is None else over.get('batch_size', 128)
         lr = a.ref_lr if cfg is None else over.get('lr', 1e-3)
         prec = 'bf16 autocast' if over.get('amp') == 'bf16' else (
-            'bf16 autocast' if device.type == 'cuda' and cfg is not None and over.get('amp', True) else 'fp32')
+            'bf16 autocast' if device.type == 'cuda' and cfg is not None
+            and over.get('amp', True) else 'fp32')
         if prec.startswith('bf16') and not bf16_ok: print(f"skipping {label}: no bf16 here"); continue
-        run = {'name': label, 'config': over, 'batch_size': bs, 'lr': lr, 'precision': prec + (
-               ', compiled' if over.get('compile') else ''), 'epoch_seconds': [], 'test_loss': [],
-               'train_loss': []}
-        for r in range(a.repeats):
+        runs.append({'name': label, 'path': path, 'config': over, 'batch_size': bs,
+                     'lr': lr,
+                     'precision': prec + (', compiled' if over.get('compile') else ''),
+                     'epoch_seconds': [], 'test_loss': [], 'train_loss': [],
+                     'first_step_seconds': []})
+    for r in range(a.repeats):  # interleaved: repeat r of every trainer, then r + 1
+        for run in runs:
+            cfg, label = run['name'].split(' ')[-1], run['name']
             secs, losses, trains = [], [], []
             def on_epoch(t, l, tl): secs.append(t); losses.append(l); trains.append(tl)
-            if cfg is None:
-                model, setup, n, loader_s = run_reference(name, a.epochs, bs, lr, a.seed + r, device, test, on_epoch)
-                run['loader_only_seconds'] = min(run.get('loader_only_seconds', math.inf), loader_s)
+            if run['path'].startswith('reference'):
+                model, setup, n, loader_s = run_reference(
+                    name, a.epochs, run['batch_size'], run['lr'], a.seed + r, device,
+                    test, on_epoch)
+                run['loader_only_seconds'] = min(
+                    run.get('loader_only_seconds', math.inf), loader_s)
+            elif cfg in PROTO_CONFIGS:
+                model, setup, n, first = run_proto(name, a.epochs, PROTO_CONFIGS[cfg],
+                                                   a.seed + r, device, test, on_epoch)
+                run['first_step_seconds'].append(first)  # compile time, inside epoch 1
             else:
-                model, setup, n = run_fit(name, a.epochs, over, a.seed + r, device, on_epoch)
+                model, setup, n = run_fit(name, a.epochs, run['config'], a.seed + r,
+                                          device, on_epoch)
                 fitted = model
-            run['epoch_seconds'].append(secs); run['test_loss'].append(losses); run['train_loss'].append(trains)
-            run['setup_seconds'] = min(run.get('setup_seconds', math.inf), setup); run['n_train'] = n
+            run['epoch_seconds'].append(secs); run['test_loss'].append(losses)
+            run['train_loss'].append(trains)
+            run['setup_seconds'] = min(run.get('setup_seconds', math.inf), setup)
+            run['n_train'] = n
             print(f"  {label} repeat {r+1}: s/epoch {[round(s, 2) for s in secs]}, "
-                  f"test loss {[round(l, 2) for l in losses]}", flush=True)
-        key = (bs, prec.startswith('bf16'))
+                  f"test loss {[round(l, 2) for l in losses]}, load {_load()[0]:.2f}",
+                  flush=True)
+    for run in runs:
+        key = (run['batch_size'], run['precision'].startswith('bf16'))
         if key not in gemm_cache:
-            gemm_cache[key] = gemm_limit(mlp_vae(), run['n_train'], bs, device,
+            gemm_cache[key] = gemm_limit(mlp_vae(), run['n_train'], key[0], device,
                                          torch.bfloat16 if key[1] else torch.float32)._asdict()
         run['gemm'] = gemm_cache[key]
         res['runs'].append(run)
@@ -335,7 +428,10 @@ def main(argv=None):
     ref = next((r for r in res['runs'] if r['name'].startswith('reference')), None)
     target = a.target
     if target is None and ref is not None: target = statistics.mean(rep[-1] for rep in ref['test_loss'])
-    ref_sec = min(t for rep in ref['epoch_seconds'] for t in rep) if ref is not None else None
+    ref_sec = None
+    if ref is not None:
+        per = [t for rep in ref['epoch_seconds'] for t in rep]
+        ref_sec = (min(per), statistics.median(per))
     for r in res['runs']: r['summary'] = summarize(r, target, ref_sec)
     res['target_test_loss'] = target
     res['target_is_reference_final'] = a.target is None

@@ -12,8 +12,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 def chromium():
-    "Path of a Chromium binary ($VAE_BOOK_CHROMIUM first), or None"
-    for c in (os.environ.get("VAE_BOOK_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+    "Path of a Chromium binary ($VAE_BOOK_CHROMIUM, else the first on PATH), or None"
+    for c in (os.environ.get("VAE_BOOK_CHROMIUM"), shutil.which("chromium"),
               shutil.which("chromium-browser"), shutil.which("google-chrome")):
         if c and Path(c).exists(): return c
     return None

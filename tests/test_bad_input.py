@@ -17,7 +17,8 @@ from vae_book.core import build_arch, check_labels
 from vae_book.data import Data, TensorLoader, as_tensors, get_data, image_folder
 from vae_book.losses.elbo import elbo_loss, gaussian_kl
 from vae_book.losses.recon import bernoulli_nll, gaussian_nll
-from vae_book.metrics import class_coverage, fd_lenet, frechet_distance, iw_nll, lenet
+from vae_book.metrics import class_coverage, fd_lenet, frechet_distance, iw_nll
+from vae_book.models.lenet import lenet
 from vae_book.models.autoencoder import mlp_autoencoder
 from vae_book.models.cvae import cvae
 from vae_book.models.encoders import conv_vae, vit_vae

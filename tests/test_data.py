@@ -3,9 +3,9 @@ import os, shutil
 from pathlib import Path
 import pytest, torch
 from vae_book.data import (DIGITS_FILE, DIGITS_NPM, fetch_digits, DataNotFoundError, TensorLoader, book_dataset, data_root, get_data, load_images,
-                           _FILES)
+                           system_data_dirs, _FILES)
 
-DEBIAN = Path('/usr/share/datasets/fashion-mnist')
+SYSTEM = system_data_dirs('fashion')  # Debian's dataset-fashion-mnist, or $VAE_BOOK_SYSTEM_DATA's
 
 def _fashion_available():
     try: load_images('fashion', train=False, download=False); return True
@@ -78,13 +78,22 @@ def test_offline_download_attempt_fails_cleanly(tmp_path):
     except DataNotFoundError as e: assert 'could not be downloaded' in str(e)
     else: assert (tmp_path/'MNIST'/'raw'/_FILES[0]).exists()  # a machine with a network really downloaded it
 
-@pytest.mark.skipif(not DEBIAN.exists(), reason='Debian dataset-fashion-mnist not installed')
+@pytest.mark.skipif(not (SYSTEM and SYSTEM[0].exists()), reason='no system copy of Fashion-MNIST '
+                    '(apt-get install dataset-fashion-mnist, or set VAE_BOOK_SYSTEM_DATA)')
 def test_gzip_files_in_the_root_are_staged(tmp_path, monkeypatch):
-    for f in _FILES: shutil.copy(DEBIAN/f'{f}.gz', tmp_path/f'{f}.gz')
-    monkeypatch.setattr('vae_book.data._SYSTEM_DIRS', {'fashion': [], 'mnist': []})
+    for f in _FILES: shutil.copy(SYSTEM[0]/f'{f}.gz', tmp_path/f'{f}.gz')
+    monkeypatch.setenv('VAE_BOOK_SYSTEM_DATA', '0')   # only the root: no system copies
     x, y = load_images('fashion', train=False, root=tmp_path, download=False)
     assert x.shape == (10000, 28, 28)
     assert all((tmp_path/'FashionMNIST'/'raw'/f).exists() for f in _FILES)
+
+def test_system_data_dirs_follow_the_env_var(tmp_path, monkeypatch):
+    monkeypatch.setenv('VAE_BOOK_SYSTEM_DATA', str(tmp_path))
+    assert system_data_dirs('fashion') == [tmp_path/'fashion-mnist']
+    assert system_data_dirs('mnist') == [tmp_path/'mnist'] and system_data_dirs('digits') == []
+    monkeypatch.setenv('VAE_BOOK_SYSTEM_DATA', '0'); assert system_data_dirs('fashion') == []
+    monkeypatch.delenv('VAE_BOOK_SYSTEM_DATA')                    # unset: the Debian default
+    assert [p.name for p in system_data_dirs('fashion')] == ['fashion-mnist']
 
 def test_data_root_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv('VAE_BOOK_DATA', str(tmp_path/'env'))

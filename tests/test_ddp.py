@@ -1,7 +1,8 @@
-"""`fit` under `torchrun`: DDP on CPU with the gloo backend, 2 processes, real Fashion-MNIST.
+"""`fit` under `torchrun`: 2 processes on CPU with the gloo backend, real Fashion-MNIST.
 
-`torchrun --nproc_per_node 2 tests/test_ddp.py --worker OUT` trains a VAE (stochastic) and an autoencoder
-(deterministic) on a small Fashion-MNIST subset and saves each rank's weights and history. The tests check:
+`torchrun --nproc_per_node 2 tests/test_ddp.py --worker OUT` trains a VAE (stochastic), an autoencoder
+(deterministic) and a DCGAN (a two-player game with batch norm) on a small Fashion-MNIST subset and saves
+each rank's weights and history. The tests check:
 both ranks end with identical weights and report identical metrics; only rank 0 shows progress; a second
 `fit` in the same script reuses the process group, which is destroyed at exit; and the losses match one process
 training on the same global batches: a world-size-1 process group run (same batch order: the deterministic
@@ -25,11 +26,13 @@ def _train_all(tag):
     from vae_book.data import get_data
     from vae_book.models.autoencoder import mlp_autoencoder
     from vae_book.models.vae import mlp_vae
+    from vae_book.models.gan import dcgan
     from vae_book.train import fit
     data = get_data('fashion', binarize=None, n_train=N_TRAIN, valid_size=VALID)
     out = {}
     for name, make in [('vae', lambda: mlp_vae(hidden_dim=128, latent_dim=8)),
-                       ('ae', lambda: mlp_autoencoder(hidden_dim=128, latent_dim=8))]:
+                       ('ae', lambda: mlp_autoencoder(hidden_dim=128, latent_dim=8)),
+                       ('gan', lambda: dcgan(latent_dim=8, channels=8))]:
         set_seed(0); model = make()
         hist = fit(model, data, epochs=EPOCHS, batch_size=BATCH, lr=2e-3, seed=1, device='cpu',
                    progress=(tag == 'ddp'))
@@ -82,13 +85,23 @@ def runs(tmp_path_factory):
             'stderr': err}
 
 
-@pytest.mark.parametrize('name', ['vae', 'ae'])
+@pytest.mark.parametrize('name', ['vae', 'ae', 'gan'])
 def test_ranks_identical(runs, name):
     a, b = runs['r0'][name], runs['r1'][name]
     for k in a['state']: assert torch.equal(a['state'][k], b['state'][k]), f"{name}.{k} differs between ranks"
     strip = lambda h: [{k: v for k, v in r.items() if k != 'time'} for r in h]
     assert strip(a['hist']) == strip(b['hist']), "ranks report different metrics"
     assert [r['epoch'] for r in a['hist']] == list(range(1, EPOCHS + 1))
+
+
+def test_gan_trained_as_a_game_under_torchrun(runs):
+    "Both players moved on both ranks: per-player columns, finite, and weights changed from the start"
+    import math
+    h = runs['r0']['gan']['hist']
+    assert {'train_d_loss', 'train_g_loss'} <= set(h[-1]) and 'valid_loss' not in h[-1], h[-1]
+    assert all(math.isfinite(r[k]) for r in h for k in ('train_d_loss', 'train_g_loss'))
+    one = runs['group1']['gan']['hist'][-1]  # the same game in one process: a similar equilibrium
+    assert abs(h[-1]['train_d_loss'] - one['train_d_loss']) < 0.5, (h[-1], one)
 
 
 def test_matches_one_process_same_batches_deterministic(runs):

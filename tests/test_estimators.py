@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vae_book.core import set_seed
-from vae_book.data import TensorLoader
+from vae_book.data import Batch, TensorLoader
 from vae_book.estimators import (GradEstimate, reparam_grad, reparameterize, score_function_grad,
                                  score_surrogate)
 from vae_book.losses.elbo import LinearGaussian, gaussian_kl, iwae_bound, linear_gaussian, ppca
@@ -170,3 +170,36 @@ def test_on_cuda():
     lg = ppca(x.to(dev), d)
     assert lg.W.device.type == 'cuda' and torch.isfinite(lg.log_prob(x[:8].to(dev))).all()
     assert torch.isfinite(lg.log_weights(x[:8].to(dev), 16)).all()
+
+
+def _trained_mlp_vae(n=64):
+    "A small MLP VAE fitted a little to `n` binary blob images: logits far from 0, as in practice"
+    from vae_book.models.vae import mlp_vae
+    set_seed(0)
+    g = torch.linspace(-1, 1, 28)
+    c = torch.rand(n, 2, 1, 1)*1.2 - 0.6
+    c = c.view(n, 2, 1, 1)
+    r2 = (g[:, None] - c[:, 0])**2 + (g[None, :] - c[:, 1])**2      # (n, 28, 28)
+    x = (r2 < 0.2).float()[:, None]
+    vae = mlp_vae(hidden_dim=64, latent_dim=4)
+    opt = torch.optim.Adam(vae.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad(); vae.loss(Batch(x, torch.zeros(n, dtype=torch.long))).loss.backward()
+        opt.step()
+    return vae.eval(), TensorLoader(x, torch.zeros(n, dtype=torch.long), 32)
+
+
+def test_iw_nll_fused_paths_agree_with_the_generic_one(monkeypatch):
+    import vae_book.metrics as metrics
+    vae, loader = _trained_mlp_vae()
+    generic = lambda x, y, k: vae.log_weights(x, k)
+    run = lambda **kw: (set_seed(1), iw_nll(vae, loader, k=400, progress=False, **kw))[1]
+    want = run(log_weights=generic)
+    assert want > 20, want                         # a real model: hundreds of nats would fail too
+    assert abs(run() - want) < 1e-3                              # fused fp32: float rounding
+    assert abs(run(precision='bf16') - want) < 0.05              # bf16 last layer
+    assert abs(run(precision='auto') - want) < 0.05
+    monkeypatch.setattr(metrics, 'bf16_native', lambda: False)   # an AVX2-only CPU: exact path
+    assert metrics.nll_path(vae, 'auto') == 'fused-fp32'
+    with pytest.raises(ValueError, match='bf16'):
+        iw_nll(vae, loader, k=4, log_weights=generic, precision='bf16', progress=False)

@@ -1,4 +1,4 @@
-"""Chapter 9: `DCGAN`, `VAEGAN` and `fit_gan`: shapes, finite losses, determinism, gradient routing, clear
+"""Chapter 9: `DCGAN`, `VAEGAN` and games trained by `fit`: shapes, finite losses, determinism, gradient routing, clear
 errors, checkpoints; and `sharpness` and the comparison helpers."""
 import math
 
@@ -11,13 +11,14 @@ from vae_book.core import set_seed, build_arch
 from vae_book.data import Batch, TensorLoader
 from vae_book.estimators import reparameterize
 from vae_book.losses.elbo import gaussian_kl
-from vae_book.metrics import iw_nll, lenet
+from vae_book.metrics import iw_nll
+from vae_book.models.lenet import lenet
 from vae_book.models.encoders import conv_vae
-from vae_book.models.gan import (DCGAN, DCDiscriminator, DCGenerator, GANHistory, VAEGANTerms,
-                                 checkerboard, comparison_table, dcgan, fit_gan, hop, loss_tracks_fd,
-                                 sample_monitor, score_model, seed_summary, sharpness, summary_table,
-                                 trend_to_noise, vae_gan, worst_setback)
-from vae_book.train import TrainConfig, TrainingError, fit, load, save
+from vae_book.models.gan import DCGAN, DCDiscriminator, DCGenerator, VAEGANTerms, dcgan, vae_gan
+from vae_book.experiments.gan import (checkerboard, comparison_table, hop, loss_tracks_fd,
+                                      sample_monitor, score_model, seed_summary, sharpness,
+                                      summary_table, trend_to_noise, worst_setback)
+from vae_book.train import History, TrainConfig, TrainingError, fit, load, save
 
 L, C = 8, 4  # tiny latent size and width: these tests are about plumbing, not quality
 
@@ -60,26 +61,26 @@ def test_bad_inputs_are_named():
     with pytest.raises(ValueError, match='28, 28'): DCDiscriminator(C)(torch.rand(2, 1, 32, 32))
     with pytest.raises(ValueError, match=r'\(B, 8\)'): DCGenerator(L, C)(torch.randn(2, 3))
     with pytest.raises(ValueError, match='must be > 0'): vae_gan(L, C, gamma=-1.)
-    with pytest.raises(TypeError, match='neither .players'): fit_gan(nn.Linear(2, 2), loader(), epochs=1)
-    with pytest.raises(TypeError, match='no .loss'): fit(dcgan(L, C), loader(), epochs=1)
+    with pytest.raises(TypeError, match=r'no .loss\(batch\) method \(nor .players\(\)\)'):
+        fit(nn.Linear(2, 2), loader(), epochs=1)
 
 
 def run(model_fn, seed=3, **kw):
     set_seed(seed); m = model_fn()
-    return m, fit_gan(m, loader(), TrainConfig(epochs=2, lr=5e-4, batch_size=16, seed=seed, progress=False,
+    return m, fit(m, loader(), TrainConfig(epochs=2, lr=5e-4, batch_size=16, seed=seed, progress=False,
                                                device='cpu'), **kw)
 
 
-def test_fit_gan_runs_and_logs_every_step():
+def test_fit_game_runs_and_logs_every_step():
     m, h = run(lambda: dcgan(L, C))
-    assert isinstance(h, GANHistory) and len(h) == 2 and len(h.steps) == 8
+    assert isinstance(h, History) and len(h) == 2 and len(h.steps) == 8
     for k in ('train_d_loss', 'train_g_loss', 'train_d_real', 'train_d_fake', 'time'): assert k in h[0], k
     for k in ('d_loss', 'g_loss'): assert all(math.isfinite(v) for v in h.step_col(k))
     assert h.train_time > 0
     assert all(p.requires_grad for p in m.parameters())  # restored after the per-player freezing
 
 
-def test_fit_gan_is_deterministic_on_cpu():
+def test_fit_game_is_deterministic_on_cpu():
     _, h1 = run(lambda: dcgan(L, C))
     _, h2 = run(lambda: dcgan(L, C))
     assert h1.step_col('g_loss') == h2.step_col('g_loss') and h1.step_col('d_loss') == h2.step_col('d_loss')
@@ -104,13 +105,13 @@ def test_only_the_moving_player_gets_gradients():
             seen['d_frozen'] = not any(p.requires_grad for p in self.discriminator.parameters())
             return super().g_loss(batch)
     spy = Spy(gan.generator, gan.discriminator, L)
-    fit_gan(spy, loader(16), epochs=1, batch_size=16, progress=False)
+    fit(spy, loader(16), epochs=1, batch_size=16, progress=False)
     assert seen['d_frozen']
 
 
 def test_one_player_model_trains_like_fit():
     set_seed(0); vae = conv_vae(L, C)
-    h = fit_gan(vae, (loader(), None), epochs=2, lr=1e-3, batch_size=16, progress=False)
+    h = fit(vae, (loader(), None), epochs=2, lr=1e-3, batch_size=16, progress=False)
     assert len(h.steps) == 8 and 'train_loss' in h[0] and 'train_kl' in h[0]
     assert h[-1]['train_loss'] < h[0]['train_loss'] + 50
 
@@ -120,11 +121,11 @@ def test_nan_loss_stops_with_a_clear_error():
         def g_loss(self, batch):
             out = super().g_loss(batch); return out._replace(loss=out.loss*float('nan'))
     gan = NaNGAN(DCGenerator(L, C), DCDiscriminator(C), L)
-    with pytest.raises(TrainingError, match="player 'g'.*nan.*epoch 1, step 1") as e:
-        fit_gan(gan, loader(), epochs=1, progress=False)
+    with pytest.raises(TrainingError, match=r"loss became nan.* at epoch 1, step 1 \(player 'g'\)") as e:
+        fit(gan, loader(), epochs=1, progress=False)
     assert len(e.value.history) == 0
     bad = TensorLoader(torch.full((8, 1, 28, 28), float('nan')), torch.zeros(8, dtype=torch.long), 8)
-    with pytest.raises(ValueError, match='NaN'): fit_gan(dcgan(L, C), bad, epochs=1, progress=False)
+    with pytest.raises(ValueError, match='NaN'): fit(dcgan(L, C), bad, epochs=1, progress=False)
 
 
 def test_vae_gan_terms_and_gradient_routing():
@@ -233,9 +234,9 @@ def test_seed_summary_and_table():
 
 
 @pytest.mark.cuda
-def test_fit_gan_on_cuda_with_amp():
+def test_fit_game_on_cuda_with_amp():
     set_seed(0); m = vae_gan(L, C)
-    h = fit_gan(m, loader(), epochs=1, batch_size=16, device='cuda', amp=True, progress=False,
+    h = fit(m, loader(), epochs=1, batch_size=16, device='cuda', amp=True, progress=False,
                 monitor=sample_monitor(lenet().cuda().eval(), images(200)[0], n=150), monitor_every=2)
     assert m.device.type == 'cuda' and all(math.isfinite(v) for v in h.last.values())
     assert len(h.monitor) == 3

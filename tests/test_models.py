@@ -1,8 +1,8 @@
 """Every registered model in the book, one parametrized suite: shapes, output fields, gradients, one-batch
 overfitting, sampling, rebuilding from `.arch`, determinism, and the same on CUDA when there is a GPU.
 
-Models are discovered, not listed: every module of `vae_book.models` and `vae_book.losses` is imported (and
-`vae_book.metrics`, which registers the `lenet` judge), and every factory in `vae_book.core.ARCHS` is tested. A new model picks up
+Models are discovered, not listed: every module of `vae_book.models` (the `lenet` judge among them) and
+`vae_book.losses` is imported, and every factory in `vae_book.core.ARCHS` is tested. A new model picks up
 these tests by being registered; `SMALL` may give it small constructor arguments to keep the suite fast.
 Models follow one of two protocols: `loss(batch)` (everything `fit` trains), or `players()` (the games of
 `vae_book.models.gan`: each player minimises its own loss over its own parameters); both are checked.
@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import vae_book.losses as _losses
-import vae_book.metrics  # noqa: F401  registers `lenet`
 import vae_book.models as _models
 from vae_book.core import ARCHS, build_arch, set_seed
 from vae_book.data import Batch, DataNotFoundError, load_images

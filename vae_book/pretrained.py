@@ -55,7 +55,7 @@ RECIPES = {
     'lenet_digits': Recipe(
         {'name': 'lenet', 'kwargs': {}}, 'digits', None,
         TrainConfig(epochs=20, lr=1e-3, batch_size=128, seed=42, progress=False),
-        'test_acc', 0.01, 'vae_book.metrics',
+        'test_acc', 0.01, 'vae_book.models.lenet',
         'LeNet digit judge (grey levels): accuracy, coverage, FD-LeNet on the digits'),
     'vae_mlp2_fashion': Recipe(
         {'name': 'mlp_vae', 'kwargs': {'latent_dim': 2}}, 'fashion', 'dynamic', TrainConfig(**_VAE),
@@ -69,7 +69,7 @@ RECIPES = {
     'lenet_fashion': Recipe(
         {'name': 'lenet', 'kwargs': {}}, 'fashion', None,
         TrainConfig(epochs=3, lr=1e-3, batch_size=128, seed=42, progress=False),
-        'test_acc', 0.01, 'vae_book.metrics', 'LeNet judge classifier (grey levels): accuracy, coverage, FD-LeNet'),
+        'test_acc', 0.01, 'vae_book.models.lenet', 'LeNet judge classifier (grey levels): accuracy, coverage, FD-LeNet'),
 }
 
 # %% ../nbs/00f_pretrained.ipynb #526ec671

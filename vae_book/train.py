@@ -1,13 +1,14 @@
-"""One `fit` for every model in the book: a config dataclass, progress bars, history, evaluation, mixed precision on GPUs, multi-GPU through `torchrun`, clear errors, and checkpoints that round-trip.
+"""One `fit` for every model in the book, games included: a config dataclass, progress bars, history, evaluation, mixed precision, `torchrun`, Ctrl-C handling and clear errors.
 
-`fit(model, data, **overrides)` trains any model whose `loss(batch)` returns a NamedTuple with `loss`
-first, and returns a `History` of per-epoch rows. Its settings are a `TrainConfig` (epochs, lr, batch size,
-seed, device, grad clipping, `amp`, `compile`, fused Adam, ...); bad values raise at once. It shows tqdm
-progress, stops with a `TrainingError` before a non-finite step changes the weights, returns the history so
-far on Ctrl-C, and runs unchanged under `torchrun` (DDP). `evaluate(model, loader)` averages the loss fields
-over a loader; `save(path, model, ...)` and `load(path)` round-trip models with their architecture.
-For speed on a CPU with bf16 instructions, `fit(..., batch_size=384, lr=4e-3, amp='bf16', compile=True)` was
-measured 5× faster per epoch than the pytorch/examples DataLoader loop (see `bench/README.md`).
+`fit(model, data, **overrides)` trains any model whose `loss(batch)` returns a NamedTuple with
+`loss` first, or whose `players()` lists several losses with their own optimisers (a GAN), and
+returns a `History` of per-epoch rows (plus every step's losses and optional monitor results). Its
+settings are a `TrainConfig` (epochs, lr, batch size, seed, device, grad clipping, `amp`, `compile`,
+fused Adam, ...); bad values raise at once. It shows tqdm progress, stops with a `TrainingError`
+before a non-finite step changes the weights, returns the finished epochs on Ctrl-C, and runs
+unchanged under `torchrun`. `evaluate(model, loader)` averages the loss fields over a loader;
+`save` and `load` (from `vae_book.checkpoint`) round-trip models with their architecture.
+Measured speeds are in `bench/README.md`.
 
 Docs: https://vae-book.github.io/vae-book/train.html.md"""
 
@@ -15,25 +16,21 @@ Docs: https://vae-book.github.io/vae-book/train.html.md"""
 
 # %% ../nbs/00b_train.ipynb #cffe7008
 from __future__ import annotations
-import atexit, contextlib, dataclasses, glob, hashlib, importlib, inspect, json, math
-import os, pkgutil, signal, tempfile, threading, time, warnings
+import contextlib, dataclasses, math, os, signal, threading, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
-from pathlib import Path
-from typing import NamedTuple
-import numpy as np
+from typing import Callable
 import torch
-import torch.distributed as dist
 from torch import nn, Tensor
-from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
-from .core import (evaluating, get_device, set_seed, build_arch, arch_module,
-                           ARCHS, check_int, check_float, check_choice, check_data,
-                           check_labels)
-from .data import Batch, Data, TensorLoader, as_tensors, is_xy_pair
+from .core import Player, evaluating, set_seed, check_int, check_float, check_choice
+from .data import Batch, TensorLoader
+from .batches import fit_loaders, epoch_batches, check_batch, needs_unit
+from .distributed import DistInfo, join_group, all_sum, broadcast_state, average_grads
+from .checkpoint import Checkpoint, save, load  # re-exported: `fit` saves with them
 
 # %% auto #0
-__all__ = ['FORMAT', 'TrainConfig', 'evaluate', 'History', 'DistInfo', 'TrainingError', 'fit', 'Checkpoint', 'save', 'load']
+__all__ = ['TrainConfig', 'evaluate', 'History', 'TrainingError', 'players', 'fork_rng', 'fit']
 
 # %% ../nbs/00b_train.ipynb #5ffe0916
 @dataclass
@@ -122,250 +119,198 @@ def evaluate(model:nn.Module, # a model with `.loss(batch)`
 
 # %% ../nbs/00b_train.ipynb #267966b6
 class History(list):
-    "Per-epoch metrics from `fit`: a list of dicts"
-    def __init__(self, rows=(), config:dict|None=None):
+    "Per-epoch rows from `fit` (a list of dicts), every step's losses in `.steps`, monitor results in `.monitor`"
+    def __init__(self, rows=(), config:dict|None=None, steps=None, monitor=None):
         super().__init__(rows); self.config = config or {}
+        self.steps, self.monitor = steps or [], monitor or []
     def col(self, key): return [r.get(key) for r in self]
+    def step_col(self, key): return [r.get(key) for r in self.steps]
     @property
     def last(self) -> dict: return self[-1] if self else {}
+    @property
+    def train_time(self) -> float: return sum(r['time'] for r in self)  # s, monitor excluded
+
     def _repr_html_(self):
         if not self: return '<i>empty history</i>'
         keys = list(dict.fromkeys(k for r in self for k in r))
         fmt = lambda v: f'{v:.4g}' if isinstance(v, float) else str(v)
         head = ''.join(f'<th>{k}</th>' for k in keys)
-        body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(k, ""))}</td>' for k in keys) + '</tr>' for r in self)
+        body = ''.join('<tr>' + ''.join(f'<td>{fmt(r.get(k, ""))}</td>' for k in keys)
+                       + '</tr>' for r in self)
         return f'<table><tr>{head}</tr>{body}</table>'
     def __repr__(self):
-        return '\n'.join(' '.join(f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}' for k, v in r.items()) for r in self)
-
-# %% ../nbs/00b_train.ipynb #8f7a2c83
-class _Pinned:
-    "Two pinned CPU buffers that batches are gathered into before an asynchronous copy to `device`"
-    def __init__(self, x:Tensor, y:Tensor, bs:int, device:torch.device):
-        self.device, self.k = device, 0
-        self.bufs = [(torch.empty((bs, *x.shape[1:]), dtype=x.dtype).pin_memory(),
-                      torch.empty((bs, *y.shape[1:]), dtype=y.dtype).pin_memory()) for _ in range(2)]
-        self.done = [None, None]  # CUDA events: the last copy out of each buffer has finished
-
-    def __call__(self, x:Tensor, y:Tensor, j:Tensor) -> tuple[Tensor, Tensor]:
-        k = self.k; self.k ^= 1
-        if self.done[k] is not None: self.done[k].synchronize()  # don't overwrite a copy in flight
-        bx, by = (b[:len(j)] for b in self.bufs[k])
-        torch.index_select(x, 0, j, out=bx); torch.index_select(y, 0, j, out=by)
-        xb, yb = bx.to(self.device, non_blocking=True), by.to(self.device, non_blocking=True)
-        self.done[k] = torch.cuda.Event(); self.done[k].record()
-        return xb, yb
-
-def _shard_batches(ld:TensorLoader, # the training data
-                   epoch:int, seed:int, # together they fix the permutation, identical on every rank
-                   rank:int=0, world:int=1, # this process takes every `world`-th index from `rank`
-                   device:torch.device|None=None, # a CUDA device: copy through pinned buffers
-                  ):
-    "One epoch of this rank's batches of `ld` (batch size `ld.batch_size // world`), on `device`"
-    n = len(ld.x)
-    g = torch.Generator().manual_seed(seed*100_003 + epoch)
-    perm = torch.randperm(n, generator=g) if ld.shuffle else torch.arange(n)
-    m, bs = n // world, max(1, ld.batch_size // world)
-    mine = perm[rank::world][:m].to(ld.x.device)  # equal shares: every rank takes the same number of steps
-    pinned = (_Pinned(ld.x, ld.y, bs, device)
-              if device is not None and device.type == 'cuda' and ld.x.device.type == 'cpu' else None)
-    for i in range(0, m - (m % bs if ld.drop_last else 0), bs):
-        j = mine[i:i+bs]
-        xb, yb = pinned(ld.x, ld.y, j) if pinned else (ld.x.index_select(0, j), ld.y.index_select(0, j))
-        if ld.binarize: xb = torch.bernoulli(xb)  # on the GPU when it is there
-        yield Batch(xb, yb)
-
-def _n_shard_batches(ld:TensorLoader, world:int) -> int:
-    m, bs = len(ld.x) // world, max(1, ld.batch_size // world)
-    return m // bs if ld.drop_last else math.ceil(m / bs)
-
-# %% ../nbs/00b_train.ipynb #8c86f6b6
-class DistInfo(NamedTuple):
-    rank: int        # this process, 0..world-1
-    world: int       # number of processes
-    local_rank: int  # this process on its machine: its GPU index
-
-class _LossModule(nn.Module):
-    "A module whose `forward` is `model.loss`, so that DDP sees (and syncs) the protocol's computation"
-    def __init__(self, model:nn.Module): super().__init__(); self.model = model
-    def forward(self, batch): return self.model.loss(batch)
-
-def _leave_group():
-    if dist.is_initialized(): dist.destroy_process_group()
-
-def _dist_setup(cfg:TrainConfig) -> tuple[torch.device, DistInfo|None]:
-    "The device and rank info (None for one process); joins torchrun's process group if need be"
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    joined = dist.is_available() and dist.is_initialized()
-    if not joined and world <= 1: return get_device(cfg.device), None
-    if not dist.is_available(): raise RuntimeError("WORLD_SIZE > 1 but this PyTorch has no torch.distributed")
-    local = int(os.environ.get('LOCAL_RANK', '0'))
-    device = get_device(cfg.device)
-    if device.type == 'cuda':
-        if device.index is None: device = torch.device('cuda', local % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    elif device.type != 'cpu':
-        raise RuntimeError(f"multi-process training runs on CUDA (nccl) or CPU (gloo), not {device.type}")
-    if not joined:
-        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo',
-                                device_id=device if device.type == 'cuda' else None)
-        atexit.register(_leave_group)  # clean up when the script ends
-    return device, DistInfo(dist.get_rank(), dist.get_world_size(), local)
-
-def _comm_device(device:torch.device) -> torch.device:
-    return device if dist.get_backend() == 'nccl' else torch.device('cpu')
-
-def _all_sum(t:Tensor, device:torch.device) -> Tensor:
-    "Sum `t` over all processes"
-    c = t.to(_comm_device(device)); dist.all_reduce(c); return c.to(t.device)
+        fmt = lambda k, v: f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+        return '\n'.join(' '.join(fmt(k, v) for k, v in r.items()) for r in self)
 
 # %% ../nbs/00b_train.ipynb #d658eea2
 class TrainingError(FloatingPointError):
     "The loss became NaN or infinite; `.history` holds the epochs completed before"
     def __init__(self, msg, history): super().__init__(msg); self.history = history
 
-def _make_optimizer(model, cfg, device):
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params: raise ValueError(f"{type(model).__name__} has no trainable "
-                                    "parameters")
+def players(model:nn.Module) -> list[Player]:
+    "`model.players()`, or one player that minimises `model.loss` with every trainable parameter"
+    if callable(getattr(model, 'players', None)): ps = list(model.players())
+    elif callable(getattr(model, 'loss', None)):
+        ps = [Player('model', [p for p in model.parameters() if p.requires_grad], model.loss)]
+    else: raise TypeError(f"{type(model).__name__} has no .loss(batch) method (nor .players()); "
+                          "see the protocol in vae_book.train")
+    names = [pl.name for pl in ps]
+    if not ps or len(set(names)) < len(names):
+        raise ValueError(f"players must be a non-empty list with distinct names, got {names}")
+    for pl in ps:
+        if not pl.params: raise ValueError(f"{type(model).__name__} has no trainable "
+                                           f"parameters for player {pl.name!r}")
+    if len({id(p) for pl in ps for p in pl.params}) < sum(len(pl.params) for pl in ps):
+        raise ValueError(f"players {names} share parameters: give each its own")
+    return ps
+
+def _adam(params:list, cfg:TrainConfig, device:torch.device, betas=(0.9, 0.999)):
+    "Adam over `params`: fused where the device has it (unless `cfg.fused` says otherwise)"
     fused = cfg.fused if cfg.fused is not None else device.type in ('cuda', 'cpu')
-    try: return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
+    kw = dict(lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
+    try: return torch.optim.Adam(params, fused=fused or None, **kw)
     except (RuntimeError, TypeError):
         if cfg.fused: raise
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, **kw)
 
-def _split(data):
-    "The training and validation parts of what was passed to `fit`"
-    if isinstance(data, Data): return data.train, data.valid
-    if hasattr(data, 'train'): return data.train, getattr(data, 'valid', None)
-    if isinstance(data, (tuple, list)) and len(data) == 2 and not is_xy_pair(data):
-        return data
-    return data, None
+# %% ../nbs/00b_train.ipynb #dae5ebd1
+@dataclass
+class _Loop:
+    "Everything one run's steps share: the players, their optimisers and loss functions, AMP"
+    model: nn.Module; cfg: TrainConfig; device: torch.device; dd: DistInfo|None
+    players: list; opts: list; fns: list; ctx: object; scaler: object
+    sync_free: bool  # accelerators: read the device only every `check_every` steps
+    check_every: int; show: bool; streamed: bool; unit: bool
+    keys: list|None = None  # the history's column names, from the first step
+    idx: list|None = None   # where each player's columns sit in its loss NamedTuple
 
-def _first_batch_check(loss_fn, b):
+def _loop(model, cfg, device, dd, train) -> _Loop:
+    "Set up a run: optimisers, compiled losses, autocast and a gradient scaler where needed"
+    ps = players(model)
+    if dd is not None: broadcast_state(model, device)  # every rank starts from rank 0's weights
+    opts = [_adam(pl.params, cfg, device, pl.betas) for pl in ps]
+    ctx, amp_dtype = _autocast(device, cfg.amp)
+    sync_free = _sync_free(device)
+    scaler = None
+    if amp_dtype == torch.float16: scaler = torch.amp.GradScaler(device.type)
+    elif sync_free:  # scale 1: the scaler only skips steps with non-finite gradients, sync-free
+        scaler = torch.amp.GradScaler(device.type, init_scale=1.0, growth_interval=2**30)
+    fns = [torch.compile(pl.loss) if cfg.compile else pl.loss for pl in ps]
+    return _Loop(model, cfg, device, dd, ps, opts, fns, ctx, scaler, sync_free,
+                 25 if sync_free else 1, cfg.progress and (dd is None or dd.rank == 0),
+                 not isinstance(train, TensorLoader), needs_unit(model))
+
+# %% ../nbs/00b_train.ipynb #3e46e120
+def _nonfinite(lp:_Loop, loss:Tensor, where:str, hist) -> Tensor|None:
+    "CPU: stop before a non-finite loss reaches the weights. Accelerators: a flag to read later"
+    if lp.sync_free: return (~torch.isfinite(loss.detach())).float()
+    bad = not torch.isfinite(loss).item()
+    if lp.dd is not None: bad = bool(all_sum(torch.tensor(float(bad)), lp.device))
+    if bad:
+        what = loss.item() if lp.dd is None else 'non-finite on a process'
+        raise TrainingError(_nonfinite_msg(where, f"{what} (this step was not taken)", lp, hist),
+                            hist)
+    return None
+
+def _play(lp:_Loop, i:int, b:Batch, where:str, hist) -> tuple[tuple, Tensor|None]:
+    "Player `i`'s move on batch `b`: its loss, a non-finite check, backward and one Adam step"
+    pl, opt = lp.players[i], lp.opts[i]
+    if len(lp.players) > 1: where = f"{where} (player {pl.name!r})"
+    with lp.ctx: out = lp.fns[i](b) if lp.keys is not None else _first_call(lp.fns[i], b)
+    if lp.keys is None: _fields(out)  # the protocol: a NamedTuple with `loss` first
+    flag = _nonfinite(lp, out[0], where, hist)
+    opt.zero_grad(set_to_none=True)
+    (out[0] if lp.scaler is None else lp.scaler.scale(out[0])).backward()
+    if lp.dd is not None: average_grads(pl.params, lp.dd.world, lp.device)
+    if lp.cfg.grad_clip is not None:
+        if lp.scaler is not None: lp.scaler.unscale_(opt)
+        nn.utils.clip_grad_norm_(pl.params, lp.cfg.grad_clip)
+    if lp.scaler is None: opt.step()
+    else: lp.scaler.step(opt)  # skipped if the gradients are not finite
+    return out, flag
+
+# %% ../nbs/00b_train.ipynb #6dc87d32
+def _first_call(loss_fn, b:Batch):
+    "The first loss of a run, with a clear error if the model cannot take the batch"
     x = b.x
-    if not torch.is_floating_point(x): raise TypeError(f"batch x must be a float tensor, got {x.dtype}")
+    if not torch.is_floating_point(x):
+        raise TypeError(f"batch x must be a float tensor, got {x.dtype}")
     try: return loss_fn(b)
     except (RuntimeError, ValueError, IndexError) as e:
-        raise ValueError(f"model.loss failed on the first batch, with x of shape {tuple(x.shape)} "
-                         f"({x.dtype}, {x.device}): {e}") from e
+        raise ValueError(f"model.loss failed on the first batch, with x of shape "
+                         f"{tuple(x.shape)} ({x.dtype}, {x.device}): {e}") from e
 
-# %% ../nbs/00b_train.ipynb #c669944d
-def _fits_on(device, *loaders) -> bool:
-    "Whether the tensors of `loaders` take under half of `device`'s free memory"
-    if device.type != 'cuda': return True
-    need = sum(t.numel()*t.element_size() for ld in loaders if isinstance(ld, TensorLoader) for t in (ld.x, ld.y))
-    return need < 0.5*torch.cuda.mem_get_info(device)[0]
+def _step(lp:_Loop, b:Batch, where:str, hist) -> tuple[Tensor, Tensor|None]:
+    "Every player moves once on `b`; their scalar loss fields as one tensor, and a non-finite flag"
+    outs, flags, many = [], [], len(lp.players) > 1
+    for i, pl in enumerate(lp.players):
+        if many:  # gradients only for the player that moves: the others' are not needed
+            for j, other in enumerate(lp.players):
+                for p in other.params: p.requires_grad_(j == i)
+        out, flag = _play(lp, i, b, where, hist)
+        outs.append(out); flags.append(flag)
+    if lp.scaler is not None: lp.scaler.update()  # once per step, after every player
+    if lp.keys is None:  # name the columns once: `loss`, `kl`, ... or `d_loss`, `g_loss`, ...
+        fs = [_fields(out) for out in outs]
+        lp.keys = [f'{pl.name}_{k}' if many else k for pl, f in zip(lp.players, fs) for k in f]
+        lp.idx = [[out._fields.index(k) for k in f] for out, f in zip(outs, fs)]
+    vals = torch.cat([out[i].detach().float().reshape(1)
+                      for out, ix in zip(outs, lp.idx) for i in ix])
+    return vals, (None if flags[0] is None else torch.stack(flags).sum())
 
-def _is_empty(ld) -> bool:
-    try: return len(ld.x if isinstance(ld, TensorLoader) else ld) == 0
-    except TypeError: return False
+# %% ../nbs/00b_train.ipynb #6b970461
+def _train_epoch(lp:_Loop, train, epoch:int, hist:History, stop, watch) -> dict|None:
+    "One pass over `train`: the epoch's mean losses, or None if Ctrl-C stopped it midway"
+    lp.model.train(); t0 = time.perf_counter(); t_watch = 0.
+    batches, total = epoch_batches(train, epoch, lp.cfg, lp.dd, lp.device)
+    bar = tqdm(batches, total=total, desc=f'epoch {epoch+1}', disable=not lp.show, leave=False)
+    vals, sizes, bad, step = [], [], None, -1
+    for step, b in enumerate(bar):
+        b = _as_batch(b).to(lp.device, non_blocking=True)
+        if lp.streamed and (lp.keys is None or not lp.sync_free): check_batch(lp.model, b, lp.unit)
+        v, flag = _step(lp, b, f'epoch {epoch+1}, step {step+1}', hist)
+        vals.append(v); sizes.append(len(b.x))
+        if flag is not None: bad = flag if bad is None else bad + flag
+        if lp.sync_free and (step + 1) % lp.check_every == 0:
+            _raise_if_bad(lp, bad, epoch, step, hist); bad = None
+        if lp.show and step % 50 == 0: bar.set_postfix(loss=f'{v[0].item():.4g}', refresh=False)
+        if watch is not None: t_watch += watch.maybe(epoch, step, total)
+        if stop: return None
+    if not vals: raise ValueError("the training loader yielded no batches")
+    _raise_if_bad(lp, bad, epoch, step, hist)
+    steps = torch.stack(vals)                                   # (steps, columns)
+    w = torch.tensor(sizes, dtype=steps.dtype, device=steps.device)
+    tot = torch.cat([(steps*w[:, None]).sum(0), w.sum().reshape(1)])
+    if lp.dd is not None: tot = all_sum(tot, lp.device)
+    tot, per_step = tot.tolist(), steps.tolist()                 # the epoch's one read
+    start = len(hist.steps)
+    hist.steps += [{'step': start + j + 1, **dict(zip(lp.keys, r))} for j, r in enumerate(per_step)]
+    row = {'epoch': epoch + 1, **{f'train_{k}': s/tot[-1] for k, s in zip(lp.keys, tot)}}
+    row['time'] = time.perf_counter() - t0 - t_watch
+    return row
 
-def _is_own(data) -> bool:
-    "Tensors, arrays, an (x, y) pair or a Dataset: data that `fit` reads into memory"
-    return (isinstance(data, (Tensor, str, bytes, os.PathLike))
-            or hasattr(data, '__array__')
-            or is_xy_pair(data) or isinstance(data, torch.utils.data.Dataset))
-
-def _rebatch(ld, bs:int|None, what:str):
-    "`ld` with batch size `bs` (None: its own); own data read into a `TensorLoader`"
-    if _is_own(ld):
-        x, y = as_tensors(ld, what)
-        return TensorLoader(x, y, bs or min(128, len(x)), shuffle=True)
-    if bs is None or getattr(ld, 'batch_size', None) == bs: return ld
-    if isinstance(ld, TensorLoader):
-        return TensorLoader(ld.x, ld.y, bs, ld.shuffle, ld.binarize, ld.drop_last)
-    DL = torch.utils.data
-    if isinstance(ld, DL.DataLoader) and ld.batch_size is not None:  # same settings
-        shuffle = isinstance(ld.sampler, DL.RandomSampler)
-        keep = not isinstance(ld.sampler, (DL.RandomSampler, DL.SequentialSampler))
-        return DL.DataLoader(ld.dataset, bs, shuffle=None if keep else shuffle,
-                             sampler=ld.sampler if keep else None,
-                             num_workers=ld.num_workers, collate_fn=ld.collate_fn,
-                             pin_memory=ld.pin_memory, drop_last=ld.drop_last,
-                             generator=ld.generator)
-    raise ValueError(f"fit cannot change the batch size of the {what} data "
-                     f"({type(ld).__name__}); pass "
-                     "batch_size=None to keep its own, or give fit a DataLoader")
-
-def _size(ld) -> int|None:
-    "How many examples `ld` holds, if it can say"
-    if isinstance(ld, TensorLoader): return len(ld.x)
-    try: return len(ld.dataset)
-    except (AttributeError, TypeError): return None
-
-def _needs_unit(model) -> bool:
-    "Whether `model`'s likelihood is a Bernoulli one, whose targets must lie in [0, 1]"
-    lik = getattr(model, 'likelihood', None)
-    return lik == 'bernoulli' or type(lik).__name__.lower().startswith('bernoulli')
-
-def _check_data(model, ld, what:str, unit:bool):
-    "Refuse data that would fail later or train silently to nonsense, before any work"
-    n_classes = getattr(model, 'n_classes', None)
-    if isinstance(ld, TensorLoader):
-        check_data(ld.x, f'{what} x', unit=unit or ld.binarize)
-        if n_classes is not None:
-            check_labels(ld.y, n_classes, len(ld.x), f'{what} labels')
-    n, bs = _size(ld), getattr(ld, 'batch_size', None)
-    if n == 0: raise ValueError(f"the {what} data is empty")
-    if what == 'training' and n is not None and bs is not None and bs > n:
-        raise ValueError(f"batch_size {bs} is larger than the {n} training examples: "
-                         f"use batch_size <= {n}, "
-                         "or more data")
-
-def _check_batch(model, b:Batch, unit:bool):
-    "The per-batch checks for data that is not in memory (a DataLoader, any iterable)"
-    check_data(b.x, 'batch x', unit=unit)
-    if (n_classes := getattr(model, 'n_classes', None)) is not None:
-        check_labels(b.y, n_classes, len(b.x))
-
-def _loaders(data, cfg, device, dd, model):
-    "The training and validation loaders, checked, rebatched and placed for this run"
-    train, valid = _split(data)
-    if train is None: raise ValueError("fit got no training data")
-    if valid is not None and _is_empty(valid): valid = None
-    unit = _needs_unit(model)
-    train = _rebatch(train, cfg.batch_size, 'training')
-    _check_data(model, train, 'training', unit)
-    if valid is not None:
-        if _is_own(valid):
-            xv, yv = as_tensors(valid, 'validation')
-            valid = TensorLoader(xv, yv, 4*(cfg.batch_size or 128))
-        _check_data(model, valid, 'validation', unit)
-    if isinstance(train, TensorLoader):
-        if dd is not None and train.batch_size % dd.world:
-            warnings.warn(f"batch_size {train.batch_size} is not a multiple of the {dd.world} processes: "
-                          f"each takes {max(1, train.batch_size // dd.world)} examples per step")
-        if device.type != 'cpu' and cfg.data_on_device and _fits_on(device, train, valid):
-            train = train.to(device); valid = valid.to(device) if isinstance(valid, TensorLoader) else valid
-    elif dd is not None and not isinstance(getattr(train, 'sampler', None),
-                                           torch.utils.data.distributed.DistributedSampler):
-        raise TypeError("Under torchrun, fit shards a TensorLoader (e.g. get_data(...)) itself; for another "
-                        f"loader ({type(train).__name__}) use a DataLoader with a DistributedSampler")
-    if dd is not None and isinstance(valid, TensorLoader):  # each rank scores its share of the validation set
-        r, w = dd.rank, dd.world
-        valid = TensorLoader(valid.x[r::w].contiguous(), valid.y[r::w].contiguous(), valid.batch_size)
-    return train, valid
-
-def _epoch(train, epoch, cfg, dd, device):
-    "This epoch's batches, and how many there are"
-    if isinstance(train, TensorLoader) and (dd is not None or train.x.device.type != device.type):
-        r, w = (dd.rank, dd.world) if dd is not None else (0, 1)
-        return _shard_batches(train, epoch, cfg.seed, r, w, device), _n_shard_batches(train, w)
-    if hasattr(getattr(train, 'sampler', None), 'set_epoch'): train.sampler.set_epoch(epoch)
-    try: n = len(train)
-    except TypeError: n = None
-    return train, n
+def _raise_if_bad(lp:_Loop, bad:Tensor|None, epoch:int, step:int, hist):
+    "Accelerators: stop if any step since the last check had a non-finite loss (it was skipped)"
+    if bad is None: return
+    if lp.dd is not None: bad = all_sum(bad, lp.device)
+    if n := bad.item():
+        n_steps = step % lp.check_every + 1
+        raise TrainingError(_nonfinite_msg(
+            f'epoch {epoch+1}, step {step+1}',
+            f"non-finite in {n:.0f} of the last {n_steps} steps (the optimizer skipped them)",
+            lp, hist), hist)
 
 # %% ../nbs/00b_train.ipynb #ca03c8e8
 def _valid_row(model, valid, cfg, device, dd, keys) -> dict:
     "Validation means, averaged over every process's share"
-    if dd is None: return {f'valid_{k}': v for k, v in evaluate(model, valid, device, cfg.amp).items()}
+    if dd is None:
+        return {f'valid_{k}': v for k, v in evaluate(model, valid, device, cfg.amp).items()}
     with evaluating(model), torch.no_grad(): sums, n = _eval_sums(model, valid, device, cfg.amp)
     keys = keys + [k for k in sums if k not in keys]
-    tot = torch.stack([torch.as_tensor(sums.get(k, 0.), dtype=torch.float32, device=device).reshape(())
-                       for k in keys] + [torch.tensor(float(n), device=device)])
-    tot = _all_sum(tot, device).tolist()
+    tot = torch.stack([torch.as_tensor(sums.get(k, 0.), dtype=torch.float32,
+                                       device=device).reshape(()) for k in keys]
+                      + [torch.tensor(float(n), device=device)])
+    tot = all_sum(tot, device).tolist()
     return {f'valid_{k}': v/tot[-1] for k, v in zip(keys, tot)}
 
 def _sync_free(device) -> bool:
@@ -380,341 +325,113 @@ def _weights_state(model) -> str:
         return (f"No step with a non-finite loss was applied; the weights are finite "
                 f"(largest |w| = {big:.3g})")
     return ("The weights hold NaN or inf values: an earlier step (finite loss, too "
-            "large an update) broke "
-            "them; rebuild the model or load a checkpoint before training again")
+            "large an update) broke them; rebuild the model or load a checkpoint "
+            "before training again")
 
-def _nonfinite_msg(epoch, step, cfg, hist, what, model):
-    return (f"loss became {what} at epoch {epoch+1}, step {step+1}; training stopped. "
-            f"{_weights_state(model)}. Try a lower lr (now {cfg.lr}), set grad_clip, "
-            "or check the data. "
-            f"The {len(hist)} finished epochs are in err.history.")
+def _nonfinite_msg(where:str, what:str, lp:_Loop, hist) -> str:
+    return (f"loss became {what} at {where}; training stopped. "
+            f"{_weights_state(lp.model)}. Try a lower lr (now {lp.cfg.lr}), set grad_clip, "
+            f"or check the data. The {len(hist)} finished epochs are in err.history.")
 
-def _end_epoch(model, cfg, hist, row):
-    "Record a finished epoch, and save it when `cfg.checkpoint` asks"
+def _end_epoch(lp:_Loop, hist:History, row:dict):
+    "Record a finished epoch; under torchrun, share rank 0's buffers; save if asked"
+    if lp.dd is not None and any(True for _ in lp.model.buffers()):
+        broadcast_state(lp.model, lp.device, buffers_only=True)  # e.g. batch-norm statistics
     hist.append(row)
-    if cfg.checkpoint: save(cfg.checkpoint, model, cfg, metrics=row, history=hist)
+    if lp.cfg.checkpoint and (lp.dd is None or lp.dd.rank == 0):
+        save(lp.cfg.checkpoint, lp.model, lp.cfg, metrics=row, history=hist)
+
+# %% ../nbs/00b_train.ipynb #b9da5418
+class _Watch:
+    "Calls `monitor(model)` every `every` steps (and before the first), in eval mode, no gradients"
+    def __init__(self, monitor, every:int|None, model, device, hist):
+        self.monitor, self.every, self.model, self.hist = monitor, every, model, hist
+        self.device, self.step = device, 0
+
+    def __call__(self, epoch:float) -> float:
+        "Run the monitor now and log it; the seconds it took (left out of the epoch's time)"
+        t = time.perf_counter()
+        with evaluating(self.model), fork_rng(self.device), torch.no_grad():
+            res = self.monitor(self.model)
+        self.hist.monitor.append({'step': self.step, 'epoch': epoch, **res})
+        return time.perf_counter() - t
+
+    def maybe(self, epoch:int, step:int, total:int|None) -> float:
+        self.step += 1
+        every = self.every or max(1, (total or 100)//4)  # default: 4 times an epoch
+        if self.step % every: return 0.
+        return self(epoch + (step + 1)/(total or step + 1))
+
+def fork_rng(device:torch.device):
+    "A block whose random draws leave the training streams where they were"
+    if device.type == 'cpu': return torch.random.fork_rng(devices=[])
+    return torch.random.fork_rng(device_type=device.type)
+
+class _Stop:
+    "Set by the first Ctrl-C: `fit` finishes the step it is in and returns"
+    def __init__(self): self.set = False
+    def __bool__(self): return self.set
+
+@contextlib.contextmanager
+def _interruptible(enabled:bool=True):
+    "First Ctrl-C (SIGINT) sets the flag; a second raises KeyboardInterrupt at once"
+    stop = _Stop()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop; return
+    def handler(signum, frame):
+        if stop.set: raise KeyboardInterrupt
+        stop.set = True
+    old = signal.signal(signal.SIGINT, handler)
+    try: yield stop
+    finally: signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
 
 # %% ../nbs/00b_train.ipynb #23dd8874
-def fit(model:nn.Module, # follows the protocol: `model.loss(batch)` -> NamedTuple(loss, ...)
+def fit(model:nn.Module, # `model.loss(batch)` -> NamedTuple(loss, ...), or `model.players()`
         data, # `Data`, (train, valid) loaders, a loader, or tensors, (x, y), a Dataset
         cfg:TrainConfig|None=None, # the run's settings
+        monitor:Callable|None=None, # `monitor(model) -> dict`, logged in `History.monitor`
+        monitor_every:int|None=None, # steps between monitor calls (None: 4 per epoch)
         **overrides, # `TrainConfig` fields to change, e.g. `epochs=3`
        ) -> History:
-    "Train `model` on `data` with Adam, returning per-epoch `History`; runs under `torchrun` unchanged"
+    "Train `model` on `data` with Adam (one per player); per-epoch `History`; `torchrun`-ready"
+    cfg = _config(cfg, overrides)
+    players(model)                                           # the protocol, before any work
+    device, dd = join_group(cfg.device)
+    train, valid = fit_loaders(data, cfg, device, dd, model)   # checks the data first
+    set_seed(cfg.seed, cfg.deterministic)
+    if dd is not None and dd.rank: torch.manual_seed(cfg.seed + 7919*dd.rank)  # own noise
+    if device.type == 'cpu': torch.set_flush_denormal(True)
+    model.to(device); lp = _loop(model, cfg, device, dd, train)
+    if valid is not None and not callable(getattr(model, 'loss', None)): valid = None
+    hist = History(config=asdict(cfg))
+    watch = _Watch(monitor, monitor_every, model, device, hist) if monitor else None
+    if watch is not None: watch(0.)
+    trainable = {p: p.requires_grad for p in model.parameters()}
+    bar = tqdm(range(cfg.epochs), desc='epochs', disable=not lp.show, leave=True)
+    try:
+        with _interruptible(dd is None) as stop:
+            for epoch in bar:
+                row = _train_epoch(lp, train, epoch, hist, stop, watch)
+                if row is None: break                        # Ctrl-C inside the epoch
+                if valid is not None: row.update(_valid_row(model, valid, cfg, device, dd,
+                                                            lp.keys))
+                _end_epoch(lp, hist, row)
+                bar.set_postfix({k: f'{v:.4g}' for k, v in row.items() if k.endswith('loss')})
+                if stop: break
+        if stop: raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        warnings.warn(f"Interrupted: returning the {len(hist)} finished epochs; "
+                      "the model keeps its current weights")
+    finally:
+        for p, r in trainable.items(): p.requires_grad_(r)
+    return hist
+
+def _config(cfg, overrides:dict) -> TrainConfig:
+    "`cfg` (or the defaults) with `overrides` applied; unknown names are an error"
     if cfg is not None and not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}; pass "
                         "settings as keywords")
     known = [f.name for f in dataclasses.fields(TrainConfig)]
     if bad := sorted(set(overrides) - set(known)):
         raise TypeError(f"fit got unknown settings {bad}; TrainConfig has {known}")
-    cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)
-    if not callable(getattr(model, 'loss', None)):
-        raise TypeError(f"{type(model).__name__} has no .loss(batch) method; see the protocol in vae_book.train")
-    device, dd = _dist_setup(cfg)
-    train, valid = _loaders(data, cfg, device, dd, model)   # checks the data first
-    set_seed(cfg.seed, cfg.deterministic)
-    if dd is not None and dd.rank: torch.manual_seed(cfg.seed + 7919*dd.rank)  # each rank its own noise
-    if device.type == 'cpu': torch.set_flush_denormal(True)
-    model.to(device)
-    net = model.loss
-    if dd is not None:  # DDP syncs gradients only for its own forward: make that forward `model.loss`
-        net = DistributedDataParallel(_LossModule(model),
-                                      device_ids=[device.index] if device.type == 'cuda' else None)
-    opt = _make_optimizer(model, cfg, device)
-    ctx, amp_dtype = _autocast(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    loss_fn = torch.compile(net) if cfg.compile else net
-    sync_free = _sync_free(device)  # on accelerators, read the device only every `check_every` steps
-    check_every = 25 if sync_free else 1
-    skip_bad = sync_free and scaler is None and opt.defaults.get('fused')  # fused Adam skips flagged steps
-    streamed, unit = not isinstance(train, TensorLoader), _needs_unit(model)
-    show = cfg.progress and (dd is None or dd.rank == 0)
-    hist = History(config=asdict(cfg))
-    keys = idx = None
-    ebar = tqdm(range(cfg.epochs), desc='epochs', disable=not show, leave=True)
-    try:
-        for epoch in ebar:
-            model.train(); t0 = time.perf_counter(); acc, n, bad = None, 0, None
-            batches, total = _epoch(train, epoch, cfg, dd, device)
-            bbar = tqdm(batches, total=total, desc=f'epoch {epoch+1}', disable=not show, leave=False)
-            for step, b in enumerate(bbar):
-                b = _as_batch(b).to(device, non_blocking=True)
-                if streamed and (keys is None or not sync_free):
-                    _check_batch(model, b, unit)
-                with ctx: out = _first_batch_check(net, b) if keys is None else loss_fn(b)
-                if keys is None:  # validate the output once; later steps only pick the same fields
-                    f = _fields(out); keys = list(f); idx = [out._fields.index(k) for k in keys]
-                loss = out[0]
-                if not sync_free:  # CPU: a cheap check, before the step can change the weights
-                    nonfinite = not torch.isfinite(loss).item()
-                    if dd is not None: nonfinite = bool(_all_sum(torch.tensor(float(nonfinite)), device))
-                    if nonfinite: raise TrainingError(_nonfinite_msg(epoch, step, cfg, hist,
-                        f"{loss.item() if dd is None else 'non-finite on a process'} "
-                        "(this step was not "
-                        "taken)", model), hist)
-                else:  # accelerator: a flag on the device, read every `check_every` steps
-                    flag = (~torch.isfinite(loss.detach())).float()
-                    if dd is not None: dist.all_reduce(flag, dist.ReduceOp.MAX)  # all ranks skip it
-                    bad = flag if bad is None else bad + flag
-                    if skip_bad: opt.found_inf = flag
-                opt.zero_grad(set_to_none=True)
-                if scaler is None: loss.backward()
-                else: scaler.scale(loss).backward()
-                if cfg.grad_clip is not None:
-                    if scaler is not None: scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if scaler is None: opt.step()
-                else: scaler.step(opt); scaler.update()
-                bs = len(b.x); n += bs
-                vals = torch.cat([out[i].detach().float().reshape(1) for i in idx])
-                acc = vals*bs if acc is None else acc.add_(vals, alpha=bs)
-                if sync_free and ((step + 1) % check_every == 0):
-                    n_bad, cur = torch.stack([bad, loss.detach().float()]).tolist()  # one sync
-                    if n_bad: raise TrainingError(_nonfinite_msg(epoch, step, cfg, hist,
-                        f"non-finite in {n_bad:.0f} of the last {check_every} steps (the optimizer skipped "
-                        "them)", model), hist)
-                    if show: bbar.set_postfix(loss=f'{cur:.4g}', refresh=False)
-                    bad = None
-                elif show and step % 50 == 0: bbar.set_postfix(loss=f'{loss.item():.4g}', refresh=False)
-            if n == 0: raise ValueError("the training loader yielded no batches")
-            tot = torch.cat([acc, torch.tensor([float(n)], device=acc.device)])
-            if dd is not None: tot = _all_sum(tot, device)
-            tot = torch.cat([tot, bad.reshape(1) if bad is not None else tot.new_zeros(1)]).tolist()  # one read
-            if tot[-1]: raise TrainingError(_nonfinite_msg(epoch, step, cfg, hist,
-                f"non-finite in {tot[-1]:.0f} of the last {step % check_every + 1} steps (the optimizer "
-                "skipped them)", model), hist)
-            row = {'epoch': epoch + 1, **{f'train_{k}': v/tot[-2] for k, v in zip(keys, tot)}}
-            row['time'] = time.perf_counter() - t0
-            if valid is not None: row.update(_valid_row(model, valid, cfg, device, dd, keys))
-            if dd is None or dd.rank == 0: _end_epoch(model, cfg, hist, row)
-            else: hist.append(row)
-            ebar.set_postfix({k: f'{v:.4g}' for k, v in row.items() if k in ('train_loss', 'valid_loss')})
-    except KeyboardInterrupt:
-        warnings.warn(f"Interrupted: returning the {len(hist)} finished epochs; the model keeps its current weights")
-    return hist
-
-# %% ../nbs/00b_train.ipynb #37ba3f34
-class Checkpoint(NamedTuple):
-    model: nn.Module
-    config: dict    # the TrainConfig fields of the run
-    metrics: dict   # e.g. {'test_nll': 88.1}
-    command: str|None  # how to reproduce it
-    history: list|None = None  # per-epoch rows, if `fit` saved it (`cfg.checkpoint`)
-
-_IGNORED = {'device', 'progress', 'checkpoint'}  # don't change what is learned
-FORMAT = 'vae_book.checkpoint/2'  # /2: checksum and module; /1 files still load
-
-def _diff(a:dict, b:dict, skip=frozenset()) -> list[str]:
-    return [f"{k}: checkpoint has {a.get(k, '<missing>')!r}, you passed {b.get(k, '<missing>')!r}"
-            for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
-
-def _plain(v, where:str):
-    "`v` made of what `torch.load(weights_only=True)` reads: numbers, str, tensors, ..."
-    if v is None or isinstance(v, (bool, int, float, str, Tensor)): return v
-    if isinstance(v, (np.generic, np.ndarray)):
-        return v.item() if v.ndim == 0 else torch.as_tensor(v)
-    if isinstance(v, (os.PathLike, torch.device, torch.dtype)): return str(v)
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return _plain(asdict(v), where)
-    if isinstance(v, dict):
-        return {str(k): _plain(x, f'{where}[{k!r}]') for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        out = [_plain(x, f'{where}[{i}]') for i, x in enumerate(v)]
-        return out if isinstance(v, list) else tuple(out)
-    raise TypeError(f"{where} is a {type(v).__name__}, which a checkpoint cannot hold "
-                    "(load reads only "
-                    "numbers, strings, tensors, lists and dicts); convert it to one")
-
-def _digest(ckpt:dict) -> str:
-    "sha256 of the tensors (names, dtypes, shapes, bytes) and of the other fields"
-    h = hashlib.sha256()
-    def tensor(t:Tensor) -> str:
-        t = t.detach().cpu().contiguous()
-        h.update(f'{t.dtype}|{tuple(t.shape)}|'.encode())
-        if t.numel(): h.update(t.reshape(-1).view(torch.uint8).numpy())
-        return '<tensor>'
-    for k in sorted(ckpt['state_dict']):
-        h.update(k.encode()); tensor(ckpt['state_dict'][k])
-    meta = {k: v for k, v in ckpt.items() if k not in ('state_dict', 'sha256')}
-    h.update(json.dumps(meta, sort_keys=True, default=tensor).encode())
-    return h.hexdigest()
-
-def _write_atomic(path:Path, obj):
-    "Write `obj` to a unique temporary file beside `path`, then rename it over `path`"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for old in path.parent.glob(f'.{glob.escape(path.name)}.*.tmp'):  # left by a crash
-        pid = old.name[len(path.name) + 2:].split('.')[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            old.unlink(missing_ok=True)
-    tmp = None
-    try:
-        with _sigint_deferred():  # so a Ctrl-C cannot land between creating the file and naming it
-            fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp',
-                                       dir=path.parent)
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)  # atomic: readers see the old file or the new, never half
-    except BaseException:  # Ctrl-C included: leave no temporary behind
-        if tmp is not None:
-            with contextlib.suppress(OSError): os.unlink(tmp)
-        raise
-
-@contextlib.contextmanager
-def _sigint_deferred():
-    "Hold a Ctrl-C (SIGINT) that arrives inside the block and raise it when the block ends"
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    got, old = [], signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda *a: got.append(a))
-    try: yield
-    finally:
-        signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
-        if got: raise KeyboardInterrupt
-
-def _alive(pid:int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
-def save(path:str|os.PathLike, # where to write (parent folders are created)
-         model:nn.Module, # the trained model
-         cfg:TrainConfig|dict|None=None, # the config it was trained with
-         metrics:dict|None=None, # what it reached
-         command:str|None=None, # the command that reproduces it
-         history:list|None=None, # per-epoch rows (`fit` passes its `History`)
-        ) -> Path:
-    "Save weights, architecture, config, metrics and command atomically, checksummed"
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
-    if command is not None and not isinstance(command, str):
-        raise TypeError(f"command must be a str, got {command!r}")
-    path = Path(path)
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder; give a file name, "
-                                              f"e.g. {path/'model.pt'}")
-    arch = getattr(model, 'arch', None)
-    ckpt = {'format': FORMAT, 'arch': _plain(arch, 'model.arch'),
-            'module': arch_module(arch['name']) if isinstance(arch, dict) else None,
-            'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            'config': _plain(asdict(cfg) if dataclasses.is_dataclass(cfg)
-                             else dict(cfg or {}), 'cfg'),
-            'metrics': _plain(dict(metrics or {}), 'metrics'), 'command': command,
-            'history': _plain([dict(r) for r in history or []], 'history'),
-            'torch': str(torch.__version__)}
-    ckpt['sha256'] = _digest(ckpt)
-    _write_atomic(path, ckpt)
-    return path
-
-#| export
-def _complete(arch:dict) -> dict:
-    "`arch` with arguments its factory gained since it was saved filled in by their defaults"
-    fn = ARCHS.get(arch.get('name'))
-    if fn is None: return arch
-    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-    return {**arch, 'kwargs': {**defaults, **arch.get('kwargs', {})}}
-
-def _read(path:Path, map_location) -> dict:
-    "The checkpoint's contents, verified, or an error saying what is wrong with it"
-    if not path.exists(): raise FileNotFoundError(f"No checkpoint at {path}")
-    if path.is_dir(): raise IsADirectoryError(f"{path} is a folder, not a checkpoint "
-                                              "file")
-    try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [''])[0][:200]
-        if 'weights_only' in str(e) or 'Weights only' in str(e):
-            raise ValueError(f"{path} holds objects that a safe load "
-                             "(weights_only=True) refuses: it was not "
-                             f"written by vae_book.train.save ({first})") from None
-        raise ValueError(f"{path} is truncated or corrupt and cannot be read "
-                         f"({type(e).__name__}: {first}); "
-                         "save it again, or restore a good copy") from None
-    fmt = str(ckpt.get('format', '')) if isinstance(ckpt, dict) else ''
-    if not (fmt.startswith('vae_book.checkpoint')
-            and isinstance(ckpt.get('state_dict'), dict)):
-        raise ValueError(f"{path} is not a vae_book checkpoint (written by "
-                         "vae_book.train.save)")
-    if fmt != 'vae_book.checkpoint/1' and ckpt.get('sha256') != _digest(ckpt):
-        raise ValueError(f"{path} fails its checksum: its contents changed after it "
-                         "was saved (a damaged "
-                         "or edited file); save it again, or restore a good copy")
-    return ckpt
-
-def _import_arch(ckpt:dict, name:str):
-    "Make the factory `name` known: import the module the checkpoint names"
-    if name in ARCHS: return
-    mod = ckpt.get('module')
-    mods = [mod] if isinstance(mod, str) and mod.split('.')[0] == 'vae_book' else []
-    pkgs = [importlib.import_module(p) for p in ('vae_book.models', 'vae_book.losses')]
-    mods += [m.name for p in pkgs
-             for m in pkgutil.iter_modules(p.__path__, p.__name__ + '.')]
-    for m in mods + ['vae_book.metrics']:  # a /1 file names none: try the book's
-        if name in ARCHS: return
-        with contextlib.suppress(ImportError): importlib.import_module(m)
-
-class _Budget(torch.overrides.TorchFunctionMode):
-    "Stop building a model once it has made far more tensors than a checkpoint holds"
-    def __init__(self, limit:int): super().__init__(); self.n, self.limit = 0, limit
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.n += 1
-        if self.n > self.limit: raise ValueError("the architecture record describes a "
-                                                 "far larger model "
-                                                 "than the tensors stored beside it")
-        return func(*args, **(kwargs or {}))
-
-def _check_shapes(own:dict, sd:dict, name:str):
-    bad = [f"{k}: checkpoint {tuple(sd[k].shape)}, model {tuple(own[k].shape)}"
-           for k in sd if k in own and sd[k].shape != own[k].shape]
-    missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    if bad or missing or extra:
-        raise ValueError(f"{name} does not fit this model: " +
-                         "; ".join(bad + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]))
-
-def _rebuild(arch, sd:dict, name:str) -> nn.Module:
-    "Build `arch`, after checking on the meta device (no memory) that it fits `sd`"
-    if not (isinstance(arch, dict) and isinstance(arch.get('name'), str)):
-        raise ValueError(f"{name} has no architecture record; pass the model to fill: "
-                         "load(path, model)")
-    cap = 10*sum(t.numel() for t in sd.values()) + 10**6   # no size can exceed this
-    kw = arch.get('kwargs') or {}
-    if big := {k: v for k, v in kw.items() if isinstance(v, int) and v > cap}:
-        raise ValueError(f"{name}: its architecture record asks for {big}, far more "
-                         "than the stored "
-                         f"tensors hold; the file is damaged or not what it claims")
-    try:
-        with torch.device('meta'), _Budget(50*len(sd) + 1000): ghost = build_arch(arch)
-    except (KeyError, TypeError): raise
-    except Exception as e: raise ValueError(f"{name}: its architecture record {arch} "
-                                            f"cannot be built: {e}") from None
-    _check_shapes(ghost.state_dict(), sd, f"{name} (architecture "
-                                          f"{arch['name']}{arch.get('kwargs')})")
-    return build_arch(arch)
-
-def load(path:str|os.PathLike, # a file written by `save`
-         model:nn.Module|None=None, # fill this model; None rebuilds it from the saved architecture
-         cfg:TrainConfig|dict|None=None, # if given, must match the saved training config
-         map_location='cpu', # where to put the tensors
-        ) -> Checkpoint:
-    "Load a checkpoint written by `save`; refuse damaged files, other archs or configs"
-    path = Path(path); ckpt = _read(path, map_location)
-    if cfg is not None:
-        base = asdict(TrainConfig())  # fields added since the file was saved: defaults
-        want = {**base, **(asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg))}
-        if d := _diff({**base, **ckpt['config']}, want, _IGNORED):
-            raise ValueError(f"{path.name} was trained with a different config:\n  " + "\n  ".join(d))
-    arch, sd = ckpt.get('arch'), ckpt['state_dict']
-    if model is None:
-        if isinstance(arch, dict) and isinstance(arch.get('name'), str):
-            _import_arch(ckpt, arch['name'])
-        model = _rebuild(arch, sd, path.name)
-    elif (arch is not None and getattr(model, 'arch', None) is not None
-          and _complete(model.arch) != (arch := _complete(arch))):
-        d = _diff(arch['kwargs'], _complete(model.arch)['kwargs'])
-        if arch['name'] != model.arch['name']:
-            d.insert(0, f"name: checkpoint has {arch['name']!r}, you passed "
-                        f"{model.arch['name']!r}")
-        raise ValueError(f"{path.name} holds a different architecture:\n  " + "\n  ".join(d))
-    _check_shapes(model.state_dict(), sd, path.name)
-    model.load_state_dict(sd)
-    return Checkpoint(model, ckpt['config'], ckpt['metrics'], ckpt.get('command'),
-                      ckpt.get('history'))
+    return dataclasses.replace(cfg or TrainConfig(), **overrides)

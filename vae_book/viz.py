@@ -23,9 +23,10 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 from PIL import Image
 from .core import evaluating  # re-exported: `from vae_book.viz import evaluating` keeps working
+from .core import model_device, slerp
 
 # %% auto #0
-__all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'model_device', 'encode_mean', 'decode', 'pca_2d',
+__all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'encode_mean', 'decode', 'pca_2d',
            'plot_latent_scatter', 'latent_grid', 'plot_latent_manifold', 'interpolate_latent', 'plot_interpolation',
            'plot_kl_per_dim', 'plot_history', 'interpolation_slider_figure', 'traversal_slider_figure',
            'class_slider_figure']
@@ -109,10 +110,6 @@ def plot_images(x, # images, see `to_images`
     return fig
 
 # %% ../nbs/00c_viz.ipynb #565a7daa
-def model_device(model:nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
-
 def _labels(y, n:int, device) -> Tensor:
     y = torch.as_tensor(y, device=device)
     return y.expand(n).long() if y.dim() == 0 else y.to(device).long()
@@ -227,10 +224,7 @@ def interpolate_latent(z1:Tensor, z2:Tensor, # (D,) the end codes
     a = a.to(z1.device)[:, None]
     if method == 'linear': return (1 - a)*z1 + a*z2
     if method != 'slerp': raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
-    cos = (z1 @ z2/(z1.norm()*z2.norm()).clamp(min=1e-12)).clamp(-1, 1)
-    om = torch.arccos(cos); so = torch.sin(om)
-    if so.abs() < 1e-6: return (1 - a)*z1 + a*z2  # (anti)parallel: the arc is not defined
-    return (torch.sin((1 - a)*om)/so)*z1 + (torch.sin(a*om)/so)*z2   # White 2016, Sampling Generative Networks
+    return slerp(z1, z2, a)   # `vae_book.core.slerp`: White 2016, with the length moved linearly
 
 def plot_interpolation(model:nn.Module, x1:Tensor, x2:Tensor, # two images
                        steps:int=8, method:str='linear', # see `interpolate_latent`

@@ -16,6 +16,7 @@ import base64, hashlib, html, json
 import numpy as np
 import torch
 from torch import nn
+from .losses.recon import Bernoulli, as_likelihood
 from .models.autoencoder import MLPDecoder
 from .viz import decode, encode_mean, png_uri, tile, to_images
 
@@ -43,7 +44,8 @@ def decoder_spec(model:nn.Module, # a `VAE` with an `MLPDecoder` or a `CVAE` wit
         else: raise TypeError(f"only Linear and ReLU layers run in the browser, got {m}")
     return dict(latent_dim=int(model.latent_dim), label=label, layers=layers,
                 out_shape=list(dec.out_shape),
-                sigmoid=getattr(model, 'likelihood', 'bernoulli') == 'bernoulli')
+                sigmoid=isinstance(as_likelihood(getattr(model, 'likelihood', 'bernoulli')),
+                                   Bernoulli))
 
 # %% ../nbs/00g_web.ipynb #f6a82236
 def spec_decode(spec:dict, # from `decoder_spec`

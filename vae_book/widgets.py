@@ -21,8 +21,8 @@ from torch import nn, Tensor
 import ipywidgets as W
 from PIL import Image, ImageDraw
 from plotly.colors import qualitative
-from .viz import to_images, tile, encode_mean, decode, interpolate_latent, pca_2d, model_device
-from .core import evaluating
+from .viz import to_images, tile, encode_mean, decode, interpolate_latent, pca_2d
+from .core import evaluating, model_device
 
 # %% auto #0
 __all__ = ['png_bytes', 'small_work', 'LatentPlane', 'InterpolationExplorer', 'interpolation_explorer', 'TraversalExplorer',

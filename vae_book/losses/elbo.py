@@ -17,11 +17,11 @@ from typing import NamedTuple
 import torch
 from torch import nn, Tensor
 from ..core import register_arch
-from ..estimators import reparameterize
-from .recon import bernoulli_nll, gaussian_nll
+from ..estimators import Posterior, reparameterize
+from .recon import Likelihood, as_likelihood
 
 # %% auto #0
-__all__ = ['LIKELIHOODS', 'gaussian_kl', 'log_prior_ratio', 'ELBO', 'elbo_loss', 'LinearEncoder', 'LGOutput', 'LinearGaussian',
+__all__ = ['gaussian_kl', 'log_prior_ratio', 'ELBO', 'elbo_loss', 'LinearEncoder', 'LGOutput', 'LinearGaussian',
            'linear_gaussian', 'ppca', 'iwae_bound']
 
 # %% ../../nbs/04_kl_elbo.ipynb #f656780a
@@ -57,20 +57,15 @@ class ELBO(NamedTuple):
     recon: Tensor  # mean -log p(x|z), nats
     kl: Tensor     # mean KL(q(z|x) || p(z)), nats
 
-LIKELIHOODS = {'bernoulli': bernoulli_nll, 'gaussian': gaussian_nll}
-
 def elbo_loss(x:Tensor, # the data
-              x_hat:Tensor, # decoder output: logits (bernoulli) or means (gaussian)
+              x_hat:Tensor, # decoder output: logits (Bernoulli) or means (Gaussian)
               mu:Tensor, logvar:Tensor, # q(z|x)
               beta:float=1.0, # weight of the KL term
-              likelihood:str='bernoulli', # 'bernoulli' or 'gaussian' (unit variance)
+              likelihood:str|Likelihood='bernoulli', # a `Likelihood`, or its name
               free_bits:float=0.0, # free nats per latent dimension (batch-averaged)
              ) -> ELBO:
     "Negative ELBO, averaged over the batch: `recon + beta*kl`"
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, "
-                         f"got {likelihood!r}")
-    recon = LIKELIHOODS[likelihood](x_hat, x)             # (B,)
+    recon = as_likelihood(likelihood).nll(x_hat, x)       # (B,)
     kl_d = gaussian_kl(mu, logvar, per_dim=True)          # (B, latent_dim)
     kl = kl_d.sum(-1)
     pen = kl_d.mean(0).clamp(min=free_bits).sum() if free_bits > 0 else kl.mean()
@@ -83,9 +78,9 @@ class LinearEncoder(nn.Module):
         super().__init__()
         self.to_mu = nn.Linear(in_dim, latent_dim)
         self.logvar = nn.Parameter(torch.zeros(latent_dim))
-    def forward(self, x:Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x:Tensor) -> Posterior:
         mu = self.to_mu(x.flatten(1))                          # (B, latent_dim)
-        return mu, self.logvar.expand_as(mu)
+        return Posterior(mu, self.logvar.expand_as(mu))
 
 class LGOutput(NamedTuple):
     x_hat: Tensor   # decoder means, (B, in_dim)

@@ -3,7 +3,9 @@
 `bernoulli_nll(logits, x)` and `gaussian_nll(mean, x, logvar)` are the two reconstruction losses of the
 book, written as what they are: negative log-likelihoods, in nats per example, `(B,)`. `bernoulli_nll` takes
 logits, never probabilities, so it stays finite for confident decoders; both check that their inputs have
-the same shape.
+the same shape. The models hold likelihood *objects*, `Bernoulli()`, `Gaussian(sigma)` and
+`LearnedGaussian(shape)` (σ learned, shared or per pixel), each with `nll`, `log_px` (per sample, for the
+importance-weighted bounds), `mean` and `sample`; `as_likelihood('bernoulli')` turns a name into one.
 
 Docs: https://vae-book.github.io/vae-book/reconstruction_loss.html.md"""
 
@@ -14,10 +16,11 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import nn, Tensor
 
 # %% auto #0
-__all__ = ['bernoulli_nll', 'gaussian_nll']
+__all__ = ['LIKELIHOODS', 'bernoulli_nll', 'gaussian_nll', 'Likelihood', 'Bernoulli', 'Gaussian', 'LearnedGaussian',
+           'as_likelihood']
 
 # %% ../../nbs/03_reconstruction_loss.ipynb #cab8301d
 def _check_pair(pred:Tensor, x:Tensor, what:str):
@@ -42,3 +45,79 @@ def gaussian_nll(mean:Tensor, # decoder mean, shape of `x`
     logvar = torch.as_tensor(logvar, dtype=mean.dtype, device=mean.device)
     nll = 0.5*(math.log(2*math.pi) + logvar + (x - mean).pow(2)*torch.exp(-logvar))
     return nll.expand_as(x).flatten(1).sum(1)
+
+# %% ../../nbs/03_reconstruction_loss.ipynb #68925808
+class Likelihood(nn.Module):
+    "$p(x|z)$ read from a decoder output `x_hat`; subclasses give `log_prob` per pixel"
+    def log_px(self, x_hat:Tensor, # (..., B, *x_shape): leading sample axes allowed
+               x:Tensor, # (B, *x_shape), broadcast over them (not copied)
+              ) -> Tensor: # (..., B)
+        "$\\log p(x|z)$ summed over data dimensions, one value per sample and example"
+        return self.log_prob(x_hat, x).flatten(x_hat.dim() - x.dim() + 1).sum(-1)
+    def nll(self, x_hat:Tensor, x:Tensor) -> Tensor: # (B,) nats per example
+        "$-\\log p(x|z)$, summed over data dimensions"
+        _check_pair(x_hat, x, 'x_hat'); return -self.log_px(x_hat, x)
+
+class Bernoulli(Likelihood):
+    "Independent Bernoulli pixels; `x_hat` holds logits"
+    def log_prob(self, x_hat:Tensor, x:Tensor) -> Tensor:
+        # x*l - softplus(l), softplus(l) = max(l, 0) - log sigmoid(|l|): fast on CPU
+        return x*x_hat - x_hat.clamp(min=0) + torch.log(torch.sigmoid(x_hat.abs()))
+    def nll(self, x_hat:Tensor, x:Tensor) -> Tensor: return bernoulli_nll(x_hat, x)
+    def mean(self, x_hat:Tensor) -> Tensor: return torch.sigmoid(x_hat)
+    def sample(self, x_hat:Tensor) -> Tensor:
+        return torch.bernoulli(torch.sigmoid(x_hat))
+
+# %% ../../nbs/03_reconstruction_loss.ipynb #0bfc1467
+class Gaussian(Likelihood):
+    "Independent Gaussian pixels with mean `x_hat` and a fixed `sigma`"
+    def __init__(self, sigma:float=1.0):
+        super().__init__()
+        if not (isinstance(sigma, (int, float)) and 0 < sigma < math.inf):
+            raise ValueError(f"sigma must be a number > 0, got {sigma!r}")
+        self.log_sigma = math.log(sigma)
+    @property
+    def sigma(self) -> Tensor: return torch.as_tensor(self.logvar()).mul(0.5).exp()
+    def logvar(self) -> Tensor|float: return 2*self.log_sigma
+    def log_prob(self, x_hat:Tensor, x:Tensor) -> Tensor:
+        lv = torch.as_tensor(self.logvar(), dtype=x_hat.dtype, device=x_hat.device)
+        return -0.5*(math.log(2*math.pi) + lv + (x - x_hat).pow(2)*torch.exp(-lv))
+    def nll(self, x_hat:Tensor, x:Tensor) -> Tensor:
+        return gaussian_nll(x_hat, x, self.logvar())
+    def mean(self, x_hat:Tensor) -> Tensor: return x_hat
+    def sample(self, x_hat:Tensor) -> Tensor:
+        std = (0.5*torch.as_tensor(self.logvar())).exp()
+        return x_hat + std*torch.randn_like(x_hat)
+
+class LearnedGaussian(Gaussian):
+    "A `Gaussian` whose $\\log\\sigma$ is a parameter: a scalar (`shape=()`) or per pixel"
+    def __init__(self, shape:tuple=(), # (): one shared sigma; the data shape: one per pixel
+                 sigma:float=1.0, # initial value
+                 min_sigma:float=1e-2): # floor: constant pixels cannot drive sigma to 0
+        super().__init__(sigma)
+        if not (isinstance(min_sigma, (int, float)) and 0 < min_sigma <= sigma):
+            raise ValueError(f"min_sigma must be in (0, sigma], got {min_sigma!r}")
+        self.min_log_sigma = math.log(min_sigma)
+        self.log_sigma = nn.Parameter(torch.full(tuple(shape), math.log(sigma)))
+    def logvar(self) -> Tensor: return 2*self.log_sigma.clamp(min=self.min_log_sigma)
+
+# %% ../../nbs/03_reconstruction_loss.ipynb #27a7d8b8
+LIKELIHOODS = ('bernoulli', 'gaussian', 'gaussian_learned', 'gaussian_pixel')
+
+def as_likelihood(likelihood:str|Likelihood='bernoulli', # a name in `LIKELIHOODS`, or one
+                  shape:tuple|None=None, # the data shape, needed by 'gaussian_pixel'
+                 ) -> Likelihood:
+    "The `Likelihood` a name stands for: the one place where names become objects"
+    if isinstance(likelihood, Likelihood): return likelihood
+    names = {'bernoulli': Bernoulli, 'gaussian': Gaussian,
+             'gaussian_learned': LearnedGaussian,
+             'gaussian_pixel': lambda: LearnedGaussian(shape)}
+    make = names.get(likelihood) if isinstance(likelihood, str) else None
+    if make is None:
+        raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)} or a "
+                         f"Likelihood, "
+                         f"got {likelihood!r}")
+    if likelihood == 'gaussian_pixel' and shape is None:
+        raise ValueError("likelihood='gaussian_pixel' needs the data shape, "
+                         "e.g. (1, 28, 28)")
+    return make()

@@ -15,8 +15,9 @@ import math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from ..core import register_arch, check_float, check_int, check_shape
-from ..losses.recon import bernoulli_nll, gaussian_nll
+from ..core import DeviceMixin, register_arch, check_float, check_int, check_shape
+from ..estimators import Posterior
+from ..losses.recon import Likelihood, as_likelihood
 
 # %% auto #0
 __all__ = ['check_features', 'MLPEncoder', 'MLPDecoder', 'AEOutput', 'AELoss', 'Autoencoder', 'mlp_autoencoder', 'roc_auc']
@@ -35,7 +36,7 @@ def _mlp(dims:list[int], act=nn.ReLU) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 class MLPEncoder(nn.Module):
-    "MLP from `x` to a code `z`, or to `(mu, logvar)` when `variational`"
+    "MLP from `x` to a code `z`, or to a `Posterior(mu, logvar)` when `variational`"
     def __init__(self, in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_layers:int=1,
                  variational:bool=True):
         super().__init__()
@@ -48,9 +49,10 @@ class MLPEncoder(nn.Module):
         self.to_mu = nn.Linear(d, latent_dim)
         self.to_logvar = nn.Linear(d, latent_dim) if variational else None
 
-    def forward(self, x:Tensor):
+    def forward(self, x:Tensor) -> Posterior|Tensor:
         h = self.body(check_features(x, self.in_dim))                      # (B, hidden_dim)
-        return (self.to_mu(h), self.to_logvar(h)) if self.variational else self.to_mu(h)
+        if not self.variational: return self.to_mu(h)
+        return Posterior(self.to_mu(h), self.to_logvar(h))
 
 class MLPDecoder(nn.Module):
     "MLP from a code `z` `(B, latent_dim)` to logits of shape `(B, *out_shape)`"
@@ -69,26 +71,23 @@ class MLPDecoder(nn.Module):
 
 # %% ../../nbs/02_bottleneck.ipynb #d359e4a3
 class AEOutput(NamedTuple):
-    x_hat: Tensor  # decoder logits (bernoulli) or means (gaussian), shape of x
+    x_hat: Tensor  # decoder output (logits for Bernoulli, means for Gaussian), shape of x
     z: Tensor      # (B, latent_dim)
 
 class AELoss(NamedTuple):
     loss: Tensor   # mean reconstruction NLL, nats per example
     recon: Tensor
 
-class Autoencoder(nn.Module):
+class Autoencoder(DeviceMixin, nn.Module):
     "Deterministic autoencoder: `encoder(x)` → `z` → `decoder(z)`"
-    def __init__(self, encoder:nn.Module, decoder:nn.Module, likelihood:str='bernoulli',
+    def __init__(self, encoder:nn.Module, decoder:nn.Module,
+                 likelihood:str|Likelihood='bernoulli', # see `as_likelihood`
                  noise:float=0.0): # fraction of input pixels zeroed in training (denoising)
         super().__init__()
-        if likelihood not in ('bernoulli', 'gaussian'):
-            raise ValueError(f"likelihood must be 'bernoulli' or 'gaussian', got {likelihood!r}")
+        lik = as_likelihood(likelihood, getattr(decoder, 'out_shape', None))
         if check_float('noise', noise) >= 1: raise ValueError(f"noise must be in [0, 1), got {noise}")
-        self.encoder,self.decoder,self.likelihood,self.noise = encoder,decoder,likelihood,noise
+        self.encoder,self.decoder,self.likelihood,self.noise = encoder,decoder,lik,noise
         self.latent_dim = getattr(decoder, 'latent_dim', None)
-
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
 
     def encode(self, x:Tensor) -> Tensor:
         z = self.encoder(x)
@@ -96,8 +95,7 @@ class Autoencoder(nn.Module):
 
     def decode(self, z:Tensor) -> Tensor:
         "Decoded images in data space (probabilities for Bernoulli)"
-        out = self.decoder(z)
-        return torch.sigmoid(out) if self.likelihood == 'bernoulli' else out
+        return self.likelihood.mean(self.decoder(z))
 
     def forward(self, x:Tensor) -> AEOutput:
         z = self.encode(x)
@@ -105,7 +103,7 @@ class Autoencoder(nn.Module):
 
     def recon_nll(self, x_hat:Tensor, x:Tensor) -> Tensor:
         "Per-example reconstruction NLL `(B,)` of `x` given decoder output `x_hat`"
-        return (bernoulli_nll if self.likelihood == 'bernoulli' else gaussian_nll)(x_hat, x)
+        return self.likelihood.nll(x_hat, x)
 
     def corrupt(self, x:Tensor) -> Tensor:
         "`x` with a random `noise` fraction of its pixels set to 0 (masking noise)"

@@ -3,9 +3,8 @@
 `cvae(...)` builds a `CVAE`: encoder and decoder both receive the label (one-hot, or a learned embedding
 with `embed_dim`), so `model.sample(n, y=labels)` draws chosen classes and `model.decode(z, y)` moves one
 image's style to other labels. It follows the same protocol as `VAE`, so `fit`, `evaluate` and the viz
-functions work on it. `conditional_iw_nll` measures −log p(x|y), or −log p(x) with `marginal=True`;
-`class_log_likelihood` turns a CVAE into a Bayes classifier; `get_judge` loads the classifier that scores
-samples.
+functions work on it. `class_log_likelihood` turns a CVAE into a Bayes classifier. What the chapter
+measures it with (`get_judge`, `conditional_iw_nll`) lives in `vae_book.experiments.conditional`.
 
 Docs: https://vae-book.github.io/vae-book/conditional_vae.html.md"""
 
@@ -13,22 +12,18 @@ Docs: https://vae-book.github.io/vae-book/conditional_vae.html.md"""
 
 # %% ../../nbs/07_conditional_vae.ipynb #6e68a360
 from __future__ import annotations
-import math
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import evaluating, register_arch, check_float, check_int
-from ..data import Batch, get_data
-from ..estimators import reparameterize
-from ..losses.elbo import ELBO, elbo_loss, iwae_bound, log_prior_ratio, LIKELIHOODS
-from ..metrics import default_max_elems, iw_nll, lenet, LeNet
+from ..core import DeviceMixin, evaluating, register_arch, check_float, check_int
+from ..estimators import Posterior, reparameterize
+from ..losses.elbo import ELBO, elbo_loss, iwae_bound, log_prior_ratio
+from ..losses.recon import Likelihood, as_likelihood
 from .autoencoder import MLPEncoder, MLPDecoder, check_features
-from .vae import VAEOutput, _log_px_z, _check_io
-from ..train import fit
+from .vae import VAEOutput, _check_io
 
 # %% auto #0
-__all__ = ['check_labels', 'LabelCode', 'CondMLPEncoder', 'CondMLPDecoder', 'CVAE', 'cvae', 'get_judge', 'conditional_iw_nll',
-           'class_log_likelihood']
+__all__ = ['check_labels', 'LabelCode', 'CondMLPEncoder', 'CondMLPDecoder', 'CVAE', 'cvae', 'class_log_likelihood']
 
 # %% ../../nbs/07_conditional_vae.ipynb #bcf2b538
 def check_labels(y, # class indices, a tensor or a list
@@ -66,7 +61,7 @@ class CondMLPEncoder(nn.Module):
         super().__init__()
         self.in_dim, self.mlp = in_dim, MLPEncoder(in_dim + label_dim, hidden_dim, latent_dim, n_layers)
 
-    def forward(self, x:Tensor, c:Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x:Tensor, c:Tensor) -> Posterior:
         return self.mlp(torch.cat([check_features(x, self.in_dim), c], 1))   # (B, in_dim + label_dim)
 
 class CondMLPDecoder(nn.Module):
@@ -76,32 +71,29 @@ class CondMLPDecoder(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         self.mlp = MLPDecoder(latent_dim + label_dim, hidden_dim, out_shape, n_layers)
+        self.out_shape = self.mlp.out_shape
 
     def forward(self, z:Tensor, c:Tensor) -> Tensor:
         return self.mlp(torch.cat([check_features(z, self.latent_dim, 'decoder'), c], 1))
 
 # %% ../../nbs/07_conditional_vae.ipynb #6142a70d
-class CVAE(nn.Module):
-    "`encoder(x, c)` → (`mu`, `logvar`); sample `z`; `decoder(z, c)` → `x_hat`, with `c` the code of label `y`"
+class CVAE(DeviceMixin, nn.Module):
+    "`encoder(x, c)` → `Posterior(mu, logvar)`; sample `z`; `decoder(z, c)` → `x_hat`, with `c` the code of label `y`"
     def __init__(self, encoder:nn.Module, decoder:nn.Module, latent_dim:int, n_classes:int=10,
-                 embed_dim:int|None=None, likelihood:str='bernoulli', beta:float=1.0, free_bits:float=0.0):
+                 embed_dim:int|None=None, likelihood:str|Likelihood='bernoulli', beta:float=1.0, free_bits:float=0.0):
         super().__init__()
-        if likelihood not in LIKELIHOODS: raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, got {likelihood!r}")
+        lik = as_likelihood(likelihood, getattr(decoder, 'out_shape', None))
         check_int('latent_dim', latent_dim); check_float('beta', beta); check_float('free_bits', free_bits)
         self.encoder, self.decoder, self.latent_dim, self.n_classes = encoder, decoder, latent_dim, n_classes
         self.label = LabelCode(n_classes, embed_dim)
-        self.likelihood, self.beta, self.free_bits = likelihood, beta, free_bits
+        self.likelihood, self.beta, self.free_bits = lik, beta, free_bits
 
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
-
-    def encode(self, x:Tensor, y:Tensor) -> tuple[Tensor, Tensor]:
+    def encode(self, x:Tensor, y:Tensor) -> Posterior:
         return self.encoder(x, self.label(torch.as_tensor(y, device=x.device), len(x)))
 
     def decode(self, z:Tensor, y:Tensor) -> Tensor:
         "Images in data space (Bernoulli probabilities, or Gaussian means) for codes `z` and labels `y`"
-        out = self.decoder(z, self.label(torch.as_tensor(y, device=z.device), len(z)))
-        return torch.sigmoid(out) if self.likelihood == 'bernoulli' else out
+        return self.likelihood.mean(self.decoder(z, self.label(torch.as_tensor(y, device=z.device), len(z))))
 
     def forward(self, x:Tensor, y:Tensor) -> VAEOutput:
         c = self.label(y, len(x))
@@ -146,7 +138,7 @@ class CVAE(nn.Module):
         z = reparameterize(mu, logvar, n=k)                                      # (k, B, D)
         ck = c.unsqueeze(0).expand(k, *c.shape).flatten(0, 1)                   # (k*B, label_dim)
         x_hat = self.decoder(z.flatten(0, 1), ck)                                # (k*B, ...)
-        return _log_px_z(x_hat.view(k, *x.shape), x, self.likelihood) + log_prior_ratio(z, mu, logvar)   # (k, B)
+        return self.likelihood.log_px(x_hat.view(k, *x.shape), x) + log_prior_ratio(z, mu, logvar)   # (k, B)
 
 @register_arch
 def cvae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_classes:int=10, embed_dim:int|None=32,
@@ -158,36 +150,6 @@ def cvae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_classes:int=10
     return CVAE(CondMLPEncoder(in_dim, d, hidden_dim, latent_dim, n_layers),
                 CondMLPDecoder(latent_dim, d, hidden_dim, out_shape, n_layers),
                 latent_dim, n_classes, embed_dim, likelihood, beta, free_bits)
-
-# %% ../../nbs/07_conditional_vae.ipynb #ebd169df
-def get_judge(name:str='fashion', # the dataset the judge must know
-              epochs:int=2, # training epochs, if it has to be trained here
-              seed:int=0) -> LeNet:
-    "The `LeNet` that judges samples of `name`: the shipped `lenet_<name>` if there is one, else trained here"
-    try:
-        from vae_book.pretrained import load_pretrained
-        return load_pretrained(f'lenet_{name}')
-    except (ImportError, KeyError, FileNotFoundError): pass
-    print(f"No pretrained LeNet for {name!r}: training one on grey levels for {epochs} epochs")
-    clf = lenet()
-    fit(clf, get_data(name, binarize=None), epochs=epochs, lr=2e-3, seed=seed, progress=False)
-    return clf.eval()
-
-# %% ../../nbs/07_conditional_vae.ipynb #06f0a7c6
-def conditional_iw_nll(model:nn.Module, # has `log_weights(x, k, y)` and `n_classes`
-                       loader, # batches with labels, e.g. `data.test`
-                       k:int=5000, # importance samples per example (per label with `marginal`)
-                       marginal:bool=False, # score -log p(x) = -log sum_y p(y) p(x|y) instead of -log p(x|y)
-                       **kwargs, # passed on to `iw_nll`: `max_elems`, `n_max`, `progress`
-                      ) -> float: # nats per example
-    "`iw_nll` for a conditional model: $-\\log p(x|y)$ under each example's label, or $-\\log p(x)$ with `marginal`"
-    if not marginal: return iw_nll(model, loader, k, log_weights=lambda x, y, k: model.log_weights(x, k, y), **kwargs)
-    C = model.n_classes   # p(x) = sum_y p(y) p(x|y) with p(y) = 1/C: every sample is decoded under each label
-    def log_weights(x, y, k):
-        return torch.cat([model.log_weights(x, k, torch.full_like(y, c)) for c in range(C)]) - math.log(C)
-    cap = kwargs.get('max_elems') or default_max_elems(next(model.parameters()).device)
-    kwargs['max_elems'] = max(1, cap//C)
-    return iw_nll(model, loader, k, log_weights=log_weights, **kwargs)
 
 # %% ../../nbs/07_conditional_vae.ipynb #9c394835
 @torch.no_grad()

@@ -2,9 +2,9 @@
 
 New encoders and decoders for the unchanged `VAE` class: `conv_vae()` (strided convolutions and transposed
 convolutions) and `vit_vae()` (a ViT-style patch embedding and transformer encoder, with the convolutional
-decoder); `patch_attention`/`plot_patch_attention` show where the class token attends. `comparison_models`
-and `compare_vaes` train and score MLP, conv and ViT VAEs of similar size on the same data, the table the
-chapter prints (`bench/compare_encoders.py` reproduces the full run).
+decoder); `patch_attention` shows where the class token attends. The chapter's comparison of MLP, conv
+and ViT VAEs of similar size (`comparison_models`, `compare_vaes`, `results_table`) and its attention
+figure (`plot_patch_attention`) live in `vae_book.experiments.encoders`.
 
 Docs: https://vae-book.github.io/vae-book/encoders.html.md"""
 
@@ -13,22 +13,14 @@ Docs: https://vae-book.github.io/vae-book/encoders.html.md"""
 # %% ../../nbs/08_encoders.ipynb #f8267492
 from __future__ import annotations
 import math
-from typing import Callable
 import torch
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from torch import nn, Tensor
-from ..core import evaluating, register_arch, set_seed, check_int, check_shape
-from ..data import Data, TensorLoader
-from ..metrics import iw_nll, fd_lenet
-from .vae import VAE, mlp_vae
-from ..train import TrainConfig, fit, evaluate
-from ..viz import png_uri, tile, to_images
+from ..core import register_arch, check_int, check_shape
+from ..estimators import Posterior
+from .vae import VAE
 
 # %% auto #0
-__all__ = ['SEED_METRICS', 'as_images', 'ConvEncoder', 'ConvDecoder', 'conv_vae', 'PatchEmbed', 'ViTEncoder', 'vit_vae',
-           'patch_attention', 'comparison_models', 'compare_vaes', 'summarize_runs', 'results_table',
-           'plot_patch_attention']
+__all__ = ['as_images', 'ConvEncoder', 'ConvDecoder', 'conv_vae', 'PatchEmbed', 'ViTEncoder', 'vit_vae', 'patch_attention']
 
 # %% ../../nbs/08_encoders.ipynb #0f77b10b
 def as_images(x:Tensor, # `(B, *shape)` or flat `(B, prod(shape))`
@@ -44,7 +36,7 @@ def as_images(x:Tensor, # `(B, *shape)` or flat `(B, prod(shape))`
 
 # %% ../../nbs/08_encoders.ipynb #52b05810
 class ConvEncoder(nn.Module):
-    "Strided convolutions (28→14→7→4 pixels), then linear heads to (`mu`, `logvar`)"
+    "Strided convolutions (28→14→7→4 pixels), then linear heads to a `Posterior(mu, logvar)`"
     def __init__(self, latent_dim:int=20, channels:int=32, in_shape:tuple=(1, 28, 28)):
         super().__init__()
         check_int('latent_dim', latent_dim); check_int('channels', channels)
@@ -58,9 +50,9 @@ class ConvEncoder(nn.Module):
         with torch.no_grad(): n = self.body(torch.zeros(1, *self.in_shape)).shape[1]  # 4c*4*4 for 28x28
         self.to_mu, self.to_logvar = nn.Linear(n, latent_dim), nn.Linear(n, latent_dim)
 
-    def forward(self, x:Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x:Tensor) -> Posterior:
         h = self.body(as_images(x, self.in_shape))
-        return self.to_mu(h), self.to_logvar(h)
+        return Posterior(self.to_mu(h), self.to_logvar(h))
 
 # %% ../../nbs/08_encoders.ipynb #49afb854
 class ConvDecoder(nn.Module):
@@ -138,10 +130,10 @@ class ViTEncoder(nn.Module):
         if self.cls is not None: h = torch.cat([self.cls.expand(len(h), -1, -1), h], 1)
         return h + self.pos                                             # (B, T, dim), T = N (+1 for CLS)
 
-    def forward(self, x:Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x:Tensor) -> Posterior:
         h = self.norm(self.blocks(self.tokens(x)))
         h = h[:, 0] if self.pool == 'cls' else h.mean(1)                # (B, dim)
-        return self.to_mu(h), self.to_logvar(h)
+        return Posterior(self.to_mu(h), self.to_logvar(h))
 
     @torch.no_grad()
     def attention(self, x:Tensor) -> Tensor:
@@ -175,99 +167,3 @@ def patch_attention(encoder:ViTEncoder, # with `pool='cls'`
         for al in a: r = (0.5*al + 0.5*eye) @ r                          # residual path as 0.5*I
         a = r[None]
     return a[..., 0, 1:].transpose(0, 1).reshape(len(x), -1, *encoder.patch.grid)
-
-# %% ../../nbs/08_encoders.ipynb #4415453f
-def comparison_models(latent_dim:int=20) -> dict[str, Callable[[], VAE]]:
-    "MLP, convolutional and transformer VAEs of similar size (about 290k-330k parameters)"
-    return {'mlp': lambda: mlp_vae(hidden_dim=200, latent_dim=latent_dim),
-            'conv': lambda: conv_vae(latent_dim=latent_dim),
-            'vit': lambda: vit_vae(latent_dim=latent_dim)}
-
-# %% ../../nbs/08_encoders.ipynb #d058408c
-def compare_vaes(models:dict[str, Callable[[], nn.Module]], # name -> a function that builds the model
-                 data:Data, # train on `data.train`, score on `data.test`
-                 cfg:TrainConfig, # the same run for every model
-                 k:int=100, # importance samples for the IW-NLL
-                 n_test:int|None=1000, # score the first `n_test` test images (None: all)
-                 judge:nn.Module|None=None, # a `LeNet` for FD-LeNet; None skips it
-                 real:Tensor|None=None, # grey-level real images for FD-LeNet
-                 n_samples:int=1000, # samples drawn for FD-LeNet
-                 n_show:int=10, # samples kept in each row as a PNG (`row['samples']`)
-                ) -> tuple[list[dict], dict[str, nn.Module]]:
-    "Train each model with `cfg` and score it: a list of result rows, and the trained models"
-    test = data.test if n_test is None else TensorLoader(data.test.x[:n_test], data.test.y[:n_test],
-                                                         data.test.batch_size)
-    rows, trained = [], {}
-    for name, make in models.items():
-        set_seed(cfg.seed); model = make()
-        hist = fit(model, (data.train, None), cfg)                     # no per-epoch validation
-        train_s = sum(hist.col('time'))
-        ev = evaluate(model, test)
-        row = {'model': name, 'arch': model.arch['name'], 'params': sum(p.numel() for p in model.parameters()),
-               'neg_elbo': ev['loss'], 'recon': ev['recon'], 'kl': ev['kl'],
-               'iw_nll': iw_nll(model, test, k=k, progress=cfg.progress), 'k': k, 'n_test': len(test.x),
-               'epochs': cfg.epochs, 'seed': cfg.seed, 'n_train': len(data.train.x), 'train_s': train_s}
-        set_seed(cfg.seed)
-        if n_show: row['samples'] = png_uri(tile(to_images(model.sample(n_show)), n_show))
-        if judge is not None and real is not None:
-            row['fd_lenet'] = fd_lenet(judge, model.sample(n_samples).float().cpu(), real[:n_samples])
-        rows.append(row); trained[name] = model
-    return rows, trained
-
-SEED_METRICS = ('neg_elbo', 'recon', 'kl', 'iw_nll', 'fd_lenet', 'train_s')
-
-def summarize_runs(runs:list[dict], # `compare_vaes` rows of several seeds, in any order
-                   metrics:tuple=SEED_METRICS, # the fields averaged over seeds
-                  ) -> list[dict]:
-    "One row per model: each metric's mean over the runs, its sample sd in `<metric>_sd`, the `seeds`"
-    rows = []
-    for name in dict.fromkeys(r['model'] for r in runs):                # models in first-seen order
-        rs = [r for r in runs if r['model'] == name]
-        row = {k: v for k, v in rs[0].items() if k not in metrics and k != 'seed'}
-        row['seeds'] = [r['seed'] for r in rs]
-        for m in metrics:
-            if not all(m in r for r in rs): continue
-            v = torch.tensor([float(r[m]) for r in rs], dtype=torch.float64)
-            row[m], row[f'{m}_sd'] = v.mean().item(), (v.std().item() if len(v) > 1 else 0.0)
-        rows.append(row)
-    return rows
-
-def _pm(r:dict, m:str, fmt:str) -> str:
-    "`r[m]`, followed by ' ± sd' when `r` holds a mean over seeds"
-    return format(r[m], fmt) + (f" ± {format(r[m + '_sd'], fmt)}" if m + '_sd' in r else '')
-
-def results_table(rows:list[dict]) -> str:
-    "`compare_vaes` rows (or `summarize_runs` rows: mean ± sd over seeds) as a markdown table"
-    fd, seeds = any('fd_lenet' in r for r in rows), any('seeds' in r for r in rows)
-    head = ['model', 'params', '−ELBO (nats)', 'IW-NLL (nats)', 'k'] + (['FD-LeNet'] if fd else []) + \
-           ['train s', 's/epoch'] + (['seeds'] if seeds else [])
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)]
-    for r in rows:
-        cells = [r['model'], f"{r['params']/1e3:.0f}k", _pm(r, 'neg_elbo', '.1f'), _pm(r, 'iw_nll', '.1f'),
-                 str(r['k'])]
-        if fd: cells.append(_pm(r, 'fd_lenet', '.2f') if 'fd_lenet' in r else '–')
-        cells += [f"{r['train_s']:.0f}", f"{r['train_s']/max(1, r['epochs']):.1f}"]
-        if seeds: cells.append(str(len(r.get('seeds', [r.get('seed')]))))
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-# %% ../../nbs/08_encoders.ipynb #d0577cc8
-def plot_patch_attention(encoder:ViTEncoder, # with `pool='cls'`
-                         x:Tensor, # one image `(1, 28, 28)` or `(784,)`
-                         title:str|None=None) -> go.Figure:
-    "The image, then the CLS token's attention over patches for every layer and rolled out through all"
-    x = as_images(x.reshape(1, -1), encoder.patch.in_shape).to(next(encoder.parameters()).device)
-    with evaluating(encoder):
-        per_layer, roll = patch_attention(encoder, x)[0].cpu(), patch_attention(encoder, x, rollout=True)[0, 0].cpu()
-    maps = [*per_layer, roll]; names = [f'layer {i+1}' for i in range(len(per_layer))] + ['rollout']
-    fig = make_subplots(1, len(maps) + 1, subplot_titles=['image', *names], horizontal_spacing=0.02)
-    fig.add_trace(go.Heatmap(z=x[0, 0].cpu().numpy(), colorscale='gray', showscale=False), 1, 1)
-    for i, m in enumerate(maps):
-        fig.add_trace(go.Heatmap(z=(m/m.max()).numpy(), colorscale='Viridis', zmin=0, zmax=1,
-                                 showscale=i == len(maps) - 1), 1, i + 2)
-    for i in range(len(maps) + 1):  # square pixels, image rows top-down, no ticks
-        fig.update_yaxes(autorange='reversed', scaleanchor=f"x{i + 1 if i else ''}", showticklabels=False,
-                         row=1, col=i + 1)
-    fig.update_xaxes(showticklabels=False, constrain='domain')
-    fig.update_layout(title=title, height=260, margin=dict(l=10, r=10, t=60, b=10))
-    return fig

@@ -1,12 +1,10 @@
 """A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
 
 `dcgan()` (a DCGAN-style generator and discriminator) and `vae_gan()` (Larsen et al. 2016: reconstruction
-measured in the discriminator's features) are trained by `fit_gan`, which takes the same `TrainConfig` as
-`fit`, steps each player with its own Adam, and records every step's losses (`GANHistory`); `fit_gan` also
-trains ordinary VAEs. `sample_monitor` scores samples with the LeNet judge during training (FD-LeNet,
-class coverage); `hop`, `worst_setback` and `loss_tracks_fd` turn that into stability numbers;
-`score_model`, `run_comparison` and `comparison_table` make the chapter's VAE vs GAN vs VAE-GAN table
-(`bench/compare_gan.py` reproduces the full run).
+measured in the discriminator's features) are games: each lists its `players()` (the discriminator, then
+the generator), and `vae_book.train.fit` trains them like any other model, one Adam per player. The
+drivers that watch and compare runs (`sample_monitor`, `hop`, `score_model`, `run_comparison`, ...)
+are in `vae_book.experiments.gan`; `bench/compare_gan.py` reproduces the full run.
 
 Docs: https://vae-book.github.io/vae-book/gan.html.md"""
 
@@ -14,35 +12,19 @@ Docs: https://vae-book.github.io/vae-book/gan.html.md"""
 
 # %% ../../nbs/09_gan.ipynb #a4dc4fda
 from __future__ import annotations
-import dataclasses, math, time, warnings
-from dataclasses import asdict
-from functools import partial
-from typing import NamedTuple, Callable, Sequence
+import math
+from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from tqdm.auto import tqdm
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-from ..core import evaluating, get_device, set_seed, register_arch, check_int
-from ..data import TensorLoader, get_data, CLASSES
-from ..train import TrainConfig, History, TrainingError, evaluate, fit
-from ..train import _as_batch, _autocast, _fields, _split  # fit's own plumbing, shared
+from ..core import DeviceMixin, Player, evaluating, register_arch, check_int
 from ..estimators import reparameterize
 from ..losses.elbo import gaussian_kl, log_prior_ratio
-from ..losses.recon import bernoulli_nll
-from ..metrics import LeNet, class_coverage, fd_lenet, frechet_distance, iw_nll, pr_lenet
-from .vae import VAE, _log_px_z
-from .encoders import ConvEncoder, ConvDecoder, as_images, conv_vae
-from .cvae import get_judge
-from ..viz import tile, to_images, png_uri
+from ..losses.recon import Bernoulli
+from .encoders import ConvEncoder, ConvDecoder, as_images
 
 # %% auto #0
-__all__ = ['COLOURS', 'SUMMARY_KEYS', 'DCGenerator', 'DCDiscriminator', 'Player', 'DLoss', 'GLoss', 'DCGAN', 'dcgan',
-           'GANHistory', 'players', 'fit_gan', 'sample_monitor', 'plot_sample_grids', 'plot_step_losses',
-           'trend_to_noise', 'hop', 'loss_tracks_fd', 'plot_monitor', 'plot_class_histograms', 'VAEGANTerms', 'VAEGAN',
-           'vae_gan', 'Sharpness', 'sharpness', 'checkerboard', 'score_model', 'comparison_table', 'Contender',
-           'contenders', 'run_comparison', 'seed_summary', 'summary_table', 'worst_setback']
+__all__ = ['DCGenerator', 'DCDiscriminator', 'DLoss', 'GLoss', 'DCGAN', 'dcgan', 'VAEGANTerms', 'VAEGAN', 'vae_gan']
 
 # %% ../../nbs/09_gan.ipynb #2fff106e
 class DCGenerator(nn.Module):
@@ -79,13 +61,6 @@ class DCDiscriminator(nn.Module):
     def forward(self, x:Tensor) -> Tensor: return self.head(self.features(x)).squeeze(1)
 
 # %% ../../nbs/09_gan.ipynb #547891ef
-class Player(NamedTuple):
-    "One side of a game: the parameters it moves and the loss it minimises"
-    name: str                     # e.g. 'd' or 'g'; prefixes its columns in the history
-    params: list                  # the parameters this player's Adam updates
-    loss: Callable                # batch -> NamedTuple whose first field is `loss`
-    betas: tuple = (0.9, 0.999)   # Adam betas (DCGAN uses (0.5, 0.999))
-
 class DLoss(NamedTuple):
     loss: Tensor   # L_D = -V: cross-entropy on real and generated images, which D minimises (nats)
     real: Tensor   # mean D(x) on real images: its probability that they are real
@@ -99,15 +74,13 @@ def _bce(logits:Tensor, target:float) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 # %% ../../nbs/09_gan.ipynb #f12bdfd2
-class DCGAN(nn.Module):
-    "A generator `G(z)` and a discriminator `D(x)`, trained by `fit_gan` as a two-player game"
+class DCGAN(DeviceMixin, nn.Module):
+    "A generator `G(z)` and a discriminator `D(x)`, trained by `fit` as a two-player game"
     def __init__(self, generator:nn.Module, discriminator:nn.Module, latent_dim:int):
         super().__init__()
         check_int('latent_dim', latent_dim)
         self.generator,self.discriminator,self.latent_dim = generator,discriminator,latent_dim
 
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
     def generate(self, z:Tensor) -> Tensor: return torch.sigmoid(self.generator(z))  # images in [0, 1]
 
     def d_loss(self, batch) -> DLoss:
@@ -139,274 +112,6 @@ def dcgan(latent_dim:int=32, channels:int=32, batchnorm:bool=True) -> DCGAN:
     gen = DCGenerator(latent_dim, channels) if batchnorm else ConvDecoder(latent_dim, channels)
     return DCGAN(gen, DCDiscriminator(channels), latent_dim)
 
-# %% ../../nbs/09_gan.ipynb #86f13f17
-class GANHistory(History):
-    "Per-epoch rows like `History`, plus every step's losses in `.steps` and `monitor` results in `.monitor`"
-    def __init__(self, rows=(), config=None, steps=None, monitor=None):
-        super().__init__(rows, config); self.steps, self.monitor = steps or [], monitor or []
-    def step_col(self, key): return [r.get(key) for r in self.steps]
-    @property
-    def train_time(self) -> float: return sum(r['time'] for r in self)  # seconds, monitoring excluded
-
-def players(model:nn.Module) -> list[Player]:
-    "`model.players()`, or one player that minimises `model.loss` with all the trainable parameters"
-    if callable(getattr(model, 'players', None)): return model.players()
-    if callable(getattr(model, 'loss', None)):
-        return [Player('model', [p for p in model.parameters() if p.requires_grad], model.loss)]
-    raise TypeError(f"{type(model).__name__} has neither .players() nor .loss(batch): "
-                    "see the protocol in vae_book.train and vae_book.models.gan")
-
-# %% ../../nbs/09_gan.ipynb #d31ee810
-def _adam(pl:Player, cfg:TrainConfig, device:torch.device):
-    fused = cfg.fused if cfg.fused is not None else device.type in ('cuda', 'cpu')
-    kw = dict(lr=cfg.lr, betas=pl.betas, weight_decay=cfg.weight_decay)
-    try: return torch.optim.Adam(pl.params, fused=fused or None, **kw)
-    except (RuntimeError, TypeError):
-        if cfg.fused: raise
-        return torch.optim.Adam(pl.params, **kw)
-
-def _loaders(data, cfg:TrainConfig, device:torch.device):
-    "`fit`'s data handling: re-batch to `cfg.batch_size`, move in-memory data to an accelerator once"
-    train, valid = _split(data)
-    if isinstance(train, TensorLoader):
-        if cfg.batch_size is not None and cfg.batch_size != train.batch_size:
-            train = TensorLoader(train.x, train.y, cfg.batch_size, train.shuffle, train.binarize, train.drop_last)
-        if cfg.data_on_device and device.type != 'cpu':
-            train = train.to(device); valid = valid.to(device) if isinstance(valid, TensorLoader) else valid
-    return train, valid
-
-def _fork_rng(device:torch.device):
-    "A block whose random draws leave the training streams where they were"
-    if device.type == 'cpu': return torch.random.fork_rng(devices=[])
-    return torch.random.fork_rng(device_type=device.type)
-
-def _check_first(b):
-    if not torch.is_floating_point(b.x): raise TypeError(f"batch x must be a float tensor, got {b.x.dtype}")
-    if not torch.isfinite(b.x).all(): raise ValueError("the first training batch contains NaN or inf values")
-
-# %% ../../nbs/09_gan.ipynb #cd3c5893
-def _play(pl, opt, loss_fn, b, ctx, scaler, cfg, check:bool, where:str, hist) -> dict:
-    "One player's step: loss, NaN check, backward, clip, Adam; returns its scalar fields"
-    with ctx: out = loss_fn(b)
-    f = _fields(out)
-    if check and not torch.isfinite(out.loss):
-        raise TrainingError(
-            f"player {pl.name!r}'s loss became {out.loss.item()} at {where}; training stopped. Try a lower lr "
-            f"(now {cfg.lr}), set grad_clip, or check the data. The {len(hist)} finished epochs are in "
-            "err.history.", hist)
-    opt.zero_grad(set_to_none=True)
-    (out.loss if scaler is None else scaler.scale(out.loss)).backward()
-    if cfg.grad_clip is not None:
-        if scaler is not None: scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_(pl.params, cfg.grad_clip)
-    if scaler is None: opt.step()
-    else: scaler.step(opt)
-    return f
-
-# %% ../../nbs/09_gan.ipynb #f456aa24
-def fit_gan(model:nn.Module, # has `.players()` (a game), or `.loss(batch)` (one player)
-            data, # `Data`, a (train, valid) pair of loaders, or one training loader
-            cfg:TrainConfig|None=None, # the run's settings; `lr` is every player's
-            monitor:Callable|None=None, # `monitor(model) -> dict`, run in eval mode without gradients
-            monitor_every:int|None=None, # steps between monitor calls (None: 4 per epoch)
-            **overrides, # `TrainConfig` fields to change, e.g. `epochs=3`
-           ) -> GANHistory:
-    "Train each player in turn on every batch, one Adam each; per-epoch, per-step and monitor history"
-    cfg = dataclasses.replace(cfg or TrainConfig(), **overrides)
-    players(model)  # a clear error before any work
-    set_seed(cfg.seed, cfg.deterministic)
-    device = get_device(cfg.device)
-    if device.type == 'cpu': torch.set_flush_denormal(True)
-    train, valid = _loaders(data, cfg, device)
-    model.to(device); ps = players(model)
-    opts = [_adam(pl, cfg, device) for pl in ps]
-    ctx, amp_dtype = _autocast(device, cfg.amp)
-    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    fns = [torch.compile(pl.loss) if cfg.compile else pl.loss for pl in ps]
-    was_trainable = {p: p.requires_grad for p in model.parameters()}
-    owned = [set(pl.params) for pl in ps]
-    check_every = 1 if device.type == 'cpu' else 25  # a NaN check syncs an accelerator
-    n_batches = len(train) if hasattr(train, '__len__') else None
-    every = monitor_every or max(1, (n_batches or 100)//4)
-    hist, gstep = GANHistory(config=asdict(cfg)), 0
-
-    def watch(epoch:float) -> float:
-        t = time.perf_counter()
-        with evaluating(model), _fork_rng(device), torch.no_grad(): res = monitor(model)
-        hist.monitor.append({'step': gstep, 'epoch': epoch, **res})
-        return time.perf_counter() - t
-
-    if monitor is not None: watch(0.)
-    ebar = tqdm(range(cfg.epochs), desc='epochs', disable=not cfg.progress, leave=True)
-    try:
-        for epoch in ebar:
-            model.train(); t0 = time.perf_counter(); t_mon = 0.; sums, n, rows = {}, 0, []
-            bbar = tqdm(train, desc=f'epoch {epoch+1}', disable=not cfg.progress, leave=False)
-            for step, b in enumerate(bbar):
-                b = _as_batch(b).to(device, non_blocking=True)
-                if epoch == step == 0: _check_first(b)
-                row, where = {}, f'epoch {epoch+1}, step {step+1}'
-                for i, (pl, opt, fn) in enumerate(zip(ps, opts, fns)):
-                    for p in was_trainable: p.requires_grad_(was_trainable[p] and p in owned[i])
-                    f = _play(pl, opt, fn, b, ctx, scaler, cfg, step % check_every == 0, where, hist)
-                    pre = '' if len(ps) == 1 else f'{pl.name}_'
-                    row.update({pre + k: v.detach().float() for k, v in f.items()})
-                if scaler is not None: scaler.update()
-                bs = len(b.x); n += bs; gstep += 1; rows.append(row)
-                for k, v in row.items(): sums[k] = sums.get(k, 0.) + v*bs
-                if monitor is not None and gstep % every == 0:
-                    t_mon += watch(epoch + (step + 1)/(n_batches or step + 1))
-                if cfg.progress and step % 50 == 0:
-                    bbar.set_postfix({k: f'{v.item():.3g}' for k, v in row.items() if k.endswith('loss')})
-            if n == 0: raise ValueError("the training loader yielded no batches")
-            keys = list(rows[0])
-            vals = torch.stack([torch.stack([r[k] for k in keys]) for r in rows]).cpu().tolist()  # one sync
-            hist.steps += [{'step': len(hist.steps) + j + 1, **dict(zip(keys, v))} for j, v in enumerate(vals)]
-            erow = {'epoch': epoch + 1, **{f'train_{k}': (v/n).item() for k, v in sums.items()}}
-            erow['time'] = time.perf_counter() - t0 - t_mon
-            if valid is not None and len(ps) == 1 and callable(getattr(model, 'loss', None)):
-                erow.update({f'valid_{k}': v for k, v in evaluate(model, valid, device, cfg.amp).items()})
-            hist.append(erow)
-            ebar.set_postfix({k: f'{v:.4g}' for k, v in erow.items() if k.endswith('loss')})
-    except KeyboardInterrupt:
-        warnings.warn(f"Interrupted: returning the {len(hist)} finished epochs; the model keeps its weights")
-    finally:
-        for p, r in was_trainable.items(): p.requires_grad_(r)
-    return hist
-
-# %% ../../nbs/09_gan.ipynb #b431575c
-@torch.no_grad()
-def _features(judge:LeNet, x:Tensor, bs:int=1000) -> Tensor:
-    "The judge's penultimate features of `x`, in batches, on the CPU"
-    dev = next(judge.parameters()).device
-    with evaluating(judge):
-        return torch.cat([judge.features(b.to(dev)).cpu() for b in x.split(bs)])
-
-def sample_monitor(judge:LeNet, # the classifier that scores samples
-                   real:Tensor, # grey-level real images for FD-LeNet
-                   n:int=500, # samples per check
-                   seed:int=0, # the same codes at every check
-                  ) -> Callable:
-    "A `monitor` for `fit_gan`: FD-LeNet and class coverage of `n` samples"
-    f_real = []  # the real images' features, computed once at the first check
-    def monitor(model:nn.Module) -> dict:
-        torch.manual_seed(seed)  # inside fit_gan's forked RNG: training is untouched
-        x = model.sample(n, next(model.parameters()).device).float()
-        if not f_real: f_real.append(_features(judge, real))
-        cov = class_coverage(judge, x)
-        return {'fd': frechet_distance(_features(judge, x), f_real[0]),
-                'entropy': cov.entropy, 'covered': cov.covered,
-                'frac': cov.frac.tolist()}
-    return monitor
-
-# %% ../../nbs/09_gan.ipynb #38f7d5fd
-def plot_sample_grids(grids:dict, # title -> images `(N, 1, 28, 28)`, or a PNG data URI of a tiled grid
-                      ncols:int=6, # images per row
-                      title:str|None=None,
-                     ) -> go.Figure:
-    "Grids of images next to each other, one panel per entry"
-    uris = {k: v if isinstance(v, str) else png_uri(tile(to_images(v), ncols)) for k, v in grids.items()}
-    fig = make_subplots(1, len(uris), subplot_titles=list(uris), horizontal_spacing=0.02)
-    for i, u in enumerate(uris.values()):
-        fig.add_trace(go.Image(source=u, hoverinfo='skip'), 1, i + 1)
-    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, height=300 if title else 270, width=230*len(uris) + 40,
-                      margin=dict(l=10, r=10, t=70 if title else 40, b=10))
-    return fig
-
-# %% ../../nbs/09_gan.ipynb #9f2c41d7
-def _smooth(v:Sequence[float], w:int) -> list[float]:
-    "Running mean over the last `w` values"
-    t = torch.tensor(v, dtype=torch.float64); c = torch.cat([torch.zeros(1, dtype=t.dtype), t.cumsum(0)])
-    i = torch.arange(1, len(t) + 1); lo = (i - w).clamp(min=0)
-    return ((c[i] - c[lo])/(i - lo)).tolist()
-
-def _thin(v:Sequence, n:int=500) -> tuple[list, list]:
-    "At most about `n` evenly spaced (step, value) pairs, so saved figures stay small"
-    k = max(1, math.ceil(len(v)/n)); return list(range(1, len(v) + 1))[::k], list(v)[::k]
-
-COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b']
-
-def plot_step_losses(curves:dict, # panel title -> {trace name: per-step values}
-                     smooth:int=20, # running-mean window, in stored values
-                     title:str|None=None,
-                     strides:dict|None=None, # panel title -> steps between stored values (default 1)
-                    ) -> go.Figure:
-    "Per-step losses, one panel per model: raw (thin) and a running mean (thick)"
-    fig = make_subplots(1, len(curves), subplot_titles=list(curves), horizontal_spacing=0.07)
-    for i, (panel, traces) in enumerate(curves.items()):
-        s = (strides or {}).get(panel, 1)
-        for j, (k, v) in enumerate(traces.items()):
-            c, name = COLOURS[j % len(COLOURS)], f'{panel}: {k}'
-            for vals, width, op, show in ((v, 1, 0.35, False), (_smooth(v, smooth), 2.5, 1., True)):
-                x, y = _thin(vals); x, y = [s*t for t in x], [float(f'{v:.4g}') for v in y]
-                fig.add_trace(go.Scatter(x=x, y=y, name=name, legendgroup=name, showlegend=show,
-                                         line=dict(color=c, width=width), opacity=op), 1, i + 1)
-        fig.update_xaxes(title_text='step', row=1, col=i + 1)
-    fig.update_yaxes(title_text='nats per example', row=1, col=1)
-    fig.update_layout(title=title, height=380, width=min(1100, 380*len(curves) + 200))
-    return fig
-
-# %% ../../nbs/09_gan.ipynb #02593d6a
-def trend_to_noise(v:Sequence[float]) -> float:
-    "Drop of the mean from the first to the last quarter of `v`, over the median |step-to-step change|"
-    t = torch.tensor(v, dtype=torch.float64); q = max(1, len(t)//4)
-    return ((t[:q].mean() - t[-q:].mean())/t.diff().abs().median().clamp(min=1e-12)).item()
-
-# %% ../../nbs/09_gan.ipynb #b617ac79
-def hop(monitor:list[dict], # `GANHistory.monitor`
-        start:float=0.5, # skip this fraction of the checks
-       ) -> float:
-    "Mean total-variation distance between consecutive class histograms of the monitor's checks"
-    f = torch.tensor([m['frac'] for m in monitor], dtype=torch.float64)
-    f = f[int(start*(len(f) - 1)):]
-    return (0.5*(f[1:] - f[:-1]).abs().sum(1)).mean().item() if len(f) > 1 else 0.0
-
-def loss_tracks_fd(loss:Sequence[float], # per-step losses (every `stride`-th step kept)
-                   monitor:list[dict], # `GANHistory.monitor`: FD-LeNet at given steps
-                   stride:int=1, # steps between the kept losses
-                  ) -> float:
-    "Spearman correlation of a loss's mean between consecutive checks with the FD-LeNet at the later check"
-    t, steps = torch.tensor(loss, dtype=torch.float64), [m['step'] for m in monitor]
-    l = [t[a//stride:max(b//stride, a//stride + 1)].mean().item() for a, b in zip(steps[:-1], steps[1:])]
-    if len(l) < 3: raise ValueError(f"need at least 4 checks to correlate, got {len(monitor)}")
-    rank = lambda v: torch.tensor(v, dtype=torch.float64).argsort().argsort().double()
-    return torch.corrcoef(torch.stack([rank(l), rank([m['fd'] for m in monitor[1:]])]))[0, 1].item()
-
-def plot_monitor(monitors:dict, # model name -> `GANHistory.monitor`
-                 title:str|None=None,
-                ) -> go.Figure:
-    "FD-LeNet and class-coverage entropy of each model's samples over training"
-    fig = make_subplots(1, 2, subplot_titles=['FD-LeNet (lower is better)', 'coverage entropy (nats)'])
-    for i, (k, m) in enumerate(monitors.items()):
-        ep = [r['epoch'] for r in m]
-        for col, key in ((1, 'fd'), (2, 'entropy')):
-            fig.add_trace(go.Scatter(x=ep, y=[r[key] for r in m], name=k, legendgroup=k, showlegend=col == 1,
-                                     mode='lines+markers', marker=dict(size=4),
-                                     line=dict(color=COLOURS[i % len(COLOURS)])), 1, col)
-    fig.add_hline(y=math.log(10), line_dash='dot', line_color='grey', row=1, col=2,
-                  annotation_text='log 10', annotation_position='bottom right')
-    fig.update_xaxes(title_text='epoch'); fig.update_yaxes(type='log', row=1, col=1)
-    fig.update_layout(title=title, height=380, width=900)
-    return fig
-
-def plot_class_histograms(monitors:dict, # model name -> `GANHistory.monitor`
-                          classes:Sequence[str]|None=None, # class names
-                          title:str|None=None,
-                         ) -> go.Figure:
-    "Each model's class histogram of samples at every check, as a heatmap (classes x epoch)"
-    fig = make_subplots(1, len(monitors), subplot_titles=list(monitors), horizontal_spacing=0.04)
-    for i, m in enumerate(monitors.values()):
-        f = torch.tensor([r['frac'] for r in m]).T  # (n_classes, checks)
-        ys = list(classes) if classes is not None else [str(c) for c in range(len(f))]
-        fig.add_trace(go.Heatmap(z=f.numpy(), x=[round(r['epoch'], 2) for r in m], y=ys, zmin=0, zmax=1,
-                                 colorscale='Viridis', showscale=i == len(monitors) - 1,
-                                 colorbar=dict(title='share')), 1, i + 1)
-        fig.update_xaxes(title_text='epoch', row=1, col=i + 1)
-        if i: fig.update_yaxes(showticklabels=False, row=1, col=i + 1)
-    fig.update_layout(title=title, height=360, width=min(1100, 300*len(monitors) + 200))
-    return fig
-
 # %% ../../nbs/09_gan.ipynb #2afd623f
 class VAEGANTerms(NamedTuple):
     loss: Tensor       # what the encoder-decoder player minimises (gradients routed per Algorithm 1)
@@ -423,7 +128,7 @@ class _ScaleGrad(torch.autograd.Function):
     def backward(ctx, g): return g*ctx.s, None
 
 # %% ../../nbs/09_gan.ipynb #b8aa8889
-class VAEGAN(nn.Module):
+class VAEGAN(DeviceMixin, nn.Module):
     "Larsen et al. 2016: a VAE whose reconstruction error is measured in a discriminator's features"
     nll_note = 'Bernoulli reading of the decoder, not the feature likelihood it was trained with'
     def __init__(self, encoder:nn.Module, decoder:nn.Module, discriminator:DCDiscriminator, latent_dim:int,
@@ -434,10 +139,9 @@ class VAEGAN(nn.Module):
                              f"{gamma}, {feat_scale}")
         self.encoder,self.decoder,self.discriminator = encoder,decoder,discriminator
         self.latent_dim,self.gamma,self.feat_scale = latent_dim,gamma,feat_scale
+        self.likelihood = Bernoulli()  # the pixel reading of the decoder (see `nll_note`)
 
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
-    def decode(self, z:Tensor) -> Tensor: return torch.sigmoid(self.decoder(z))  # images in [0, 1]
+    def decode(self, z:Tensor) -> Tensor: return self.likelihood.mean(self.decoder(z))  # in [0, 1]
 
     def d_loss(self, batch) -> DLoss:
         x = batch.x
@@ -460,7 +164,7 @@ class VAEGAN(nn.Module):
         feat = 0.5*self.feat_scale*(f_fake - f_real).pow(2).sum(1).mean()
         fakes = self.decode(torch.cat([z.detach(), torch.randn_like(z)]))  # no GAN gradient into the encoder
         gan = _bce(self.discriminator(fakes), 1.)  # L_GAN^Dec = -log Dis(fake), non-saturating
-        with torch.no_grad(): pix = bernoulli_nll(logits, x).mean()
+        with torch.no_grad(): pix = self.likelihood.nll(logits, x).mean()
         return VAEGANTerms(kl + self.gamma*feat + gan, kl.detach(), feat.detach(), gan.detach(), pix)
 
     def players(self) -> list[Player]:
@@ -480,188 +184,11 @@ class VAEGAN(nn.Module):
         mu, logvar = self.encoder(x)
         z = reparameterize(mu, logvar, n=k)                                    # (k, B, D)
         logits = self.decoder(z.flatten(0, 1))
-        return _log_px_z(logits.view(k, *x.shape), x, 'bernoulli') + log_prior_ratio(z, mu, logvar)   # (k, B)
+        log_px = self.likelihood.log_px(logits.view(k, *x.shape), x)          # (k, B)
+        return log_px + log_prior_ratio(z, mu, logvar)
 
 @register_arch
 def vae_gan(latent_dim:int=32, channels:int=32, gamma:float=1.0, feat_scale:float=10.0) -> VAEGAN:
     "Chapter 8's `ConvEncoder` and `ConvDecoder` with a `DCDiscriminator`, trained as Larsen et al. 2016"
     return VAEGAN(ConvEncoder(latent_dim, channels), ConvDecoder(latent_dim, channels), DCDiscriminator(channels),
                   latent_dim, gamma, feat_scale)
-
-# %% ../../nbs/09_gan.ipynb #9c04b319
-class Sharpness(NamedTuple):
-    laplacian: float  # mean over images of the variance of the Laplacian
-    gradient: float   # mean over images of the mean Sobel gradient magnitude
-
-def sharpness(x:Tensor) -> Sharpness:
-    "Variance-of-Laplacian and gradient-magnitude sharpness of images `x`, averaged over the batch"
-    x = as_images(x, who='sharpness').float()
-    k = lambda rows: torch.tensor(rows, device=x.device).view(1, 1, 3, 3)
-    lap = k([[0., 1, 0], [1, -4, 1], [0, 1, 0]]); sx = k([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]])
-    gx, gy = F.conv2d(x, sx), F.conv2d(x, sx.transpose(2, 3))
-    return Sharpness(F.conv2d(x, lap).flatten(1).var(1).mean().item(),
-                     (gx.pow(2) + gy.pow(2)).sqrt().flatten(1).mean(1).mean().item())
-
-def checkerboard(x:Tensor) -> float:
-    "Strength of a 2-pixel pattern locked to the pixel grid, relative to mean brightness"
-    x = as_images(x, who='checkerboard').float()
-    i, j = torch.arange(28, device=x.device)[:, None], torch.arange(28, device=x.device)
-    waves = torch.stack([(-1.)**i + 0*j, (-1.)**j + 0*i, (-1.)**(i + j)])  # (3, 28, 28)
-    bright = x.mean((1, 2, 3)).clamp(min=1e-6)[:, None]                     # (B, 1)
-    c = (x[:, 0, None]*waves).mean((2, 3))/bright                           # (B, 3)
-    return c.mean(0).norm().item()  # signed mean over images: only a grid-locked pattern adds up
-
-# %% ../../nbs/09_gan.ipynb #e39ef5ec
-@torch.no_grad()
-def score_model(model:nn.Module|None, # has `sample(n, device)`; None scores `x` instead
-                judge:LeNet, # the classifier that scores samples
-                real:Tensor, # grey-level real images for FD-LeNet and precision/recall
-                n:int=2000, # samples to draw
-                seed:int=0, # fixes the samples
-                nll_data=None, # binarized test batches for `iw_nll`; None skips the NLL
-                k:int=1000, # importance samples for the NLL
-                x:Tensor|None=None, # images to score instead of samples (e.g. real ones)
-               ) -> dict:
-    "FD-LeNet, precision/recall, coverage, sharpness, checkerboard; the NLL if it has one"
-    if x is None:
-        dev = next(model.parameters()).device
-        with _fork_rng(dev): torch.manual_seed(seed); x = model.sample(n, dev).float().cpu()
-    cov, sh, pr = class_coverage(judge, x), sharpness(x), pr_lenet(judge, real, x)
-    row = {'fd_lenet': fd_lenet(judge, x, real), 'precision': pr.precision,
-           'recall': pr.recall, 'covered': cov.covered, 'entropy': cov.entropy,
-           'laplacian': sh.laplacian, 'gradient': sh.gradient, 'checkerboard': checkerboard(x)}
-    if model is not None and nll_data is not None and callable(getattr(model, 'log_weights', None)):
-        with _fork_rng(next(model.parameters()).device):
-            torch.manual_seed(seed); row['nll'] = iw_nll(model, nll_data, k=k, progress=False)
-        row['nll_note'] = getattr(model, 'nll_note', '')
-    return row
-
-def comparison_table(rows:list[dict]) -> str:
-    "Rows of `score_model` (plus 'model', 'train_s') as markdown; † marks a caveated NLL"
-    head = ['model', 'FD-LeNet ↓', 'precision', 'recall', 'classes covered',
-            'sharpness (Laplacian var.)', 'checkerboard', 'test NLL (nats)', 'train s']
-    lines, notes = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)], []
-    for r in rows:
-        nll = '—' if r.get('real') else 'undefined: no density'
-        if 'nll' in r:
-            nll = f"{r['nll']:.1f}"
-            if r.get('nll_note'): nll += '†'; notes.append(f"† {r['model']}: {r['nll_note']}.")
-        t = f"{r['train_s']:.0f}" if 'train_s' in r else '—'
-        lines.append(f"| {r['model']} | {r['fd_lenet']:.1f} | {r['precision']:.2f} | "
-                     f"{r['recall']:.2f} | {r['covered']}/10 | {r['laplacian']:.4f} | "
-                     f"{r['checkerboard']:.3f} | {nll} | {t} |")
-    return '\n'.join(lines + ([''] + notes if notes else []))
-
-# %% ../../nbs/09_gan.ipynb #49a83a5f
-class Contender(NamedTuple):
-    make: Callable         # builds the model
-    binarize: str|None     # the training data, as in `get_data`: 'dynamic' or None (grey levels)
-    lr: float              # Adam learning rate
-
-def contenders(latent_dim:int=32, channels:int=16) -> dict[str, Contender]:
-    "The models compared in this chapter, with the data and learning rate each trains with"
-    return {'VAE': Contender(partial(conv_vae, latent_dim, channels), 'dynamic', 1e-3),
-            'GAN': Contender(partial(dcgan, latent_dim, channels), None, 5e-4),
-            'GAN, no batch norm': Contender(partial(dcgan, latent_dim, channels, batchnorm=False), None, 5e-4),
-            'VAE-GAN': Contender(partial(vae_gan, latent_dim, channels), None, 1e-3)}
-
-# %% ../../nbs/09_gan.ipynb #be7a669b
-def run_comparison(name:str='fashion', # dataset
-                   epochs:int=10, n_train:int|None=None, batch_size:int=64, seed:int=42,
-                   latent_dim:int=32, channels:int=16,
-                   models:Sequence[str]|None=None, # names from `contenders` (None: all)
-                   n_samples:int=2000, k:int=1000, n_nll:int=1000, # scoring budget
-                   monitor_n:int=1000, monitor_every:int=200, # watching budget
-                   judge:LeNet|None=None, device:str|None=None, progress:bool=True,
-                   log:Callable|None=None, # gets a line per trained model, e.g. `print`
-                  ) -> tuple[dict, dict]:
-    "Train and score each contender: a JSON-ready results dict, and the trained models"
-    grey = get_data(name, batch_size=batch_size, binarize=None, n_train=n_train)
-    binary = get_data(name, batch_size=batch_size, binarize='dynamic', n_train=n_train)
-    judge = (judge or get_judge(name)).to(get_device(device))
-    perm = lambda n: torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    # random subsets, since a split may be sorted by class
-    real = grey.test.x[perm(len(grey.test.x))[:n_samples]]
-    other = grey.valid.x[perm(len(grey.valid.x))[:n_samples]]
-    sel = perm(len(binary.test.x))[:n_nll]
-    nll_data = TensorLoader(binary.test.x[sel], binary.test.y[sel], 250)
-    mon = sample_monitor(judge, real[:1000], monitor_n)
-    cs = contenders(latent_dim, channels); models = list(models or cs)
-    res = {'dataset': name, 'epochs': epochs, 'n_train': len(grey.train.x),
-           'batch_size': batch_size, 'latent_dim': latent_dim, 'channels': channels,
-           'seed': seed, 'n_samples': len(real), 'k': k, 'n_nll': len(sel),
-           'rows': [{'model': 'real images (valid split)', 'real': True,
-                     **score_model(None, judge, real, x=other)}],
-           'monitor': {}, 'steps': {}, 'stability': {},
-           'samples': {'real (test)': png_uri(tile(to_images(real[:36]), 6))}}
-    trained = {}
-    for m in models:
-        c = cs[m]; set_seed(seed); model = c.make()
-        data = binary if c.binarize else grey
-        h = fit_gan(model, (data.train, None), epochs=epochs, lr=c.lr,
-                    batch_size=batch_size, seed=seed, device=device, progress=progress,
-                    monitor=mon, monitor_every=monitor_every)
-        row = {'model': m, 'train_s': h.train_time,
-               **score_model(model, judge, real, len(real), seed, nll_data, k)}
-        keys = [c_ for c_ in h.steps[0] if c_.endswith('loss')]
-        stride = max(1, math.ceil(len(h.steps)/500))  # keep about 500 steps per curve
-        res['rows'].append(row); res['monitor'][m] = h.monitor
-        res['steps'][m] = {'stride': stride,
-                           **{c_: h.step_col(c_)[::stride] for c_ in keys}}
-        res['stability'][m] = {
-            'hop': hop(h.monitor),
-            **{f'trend_to_noise {c_}': trend_to_noise(h.step_col(c_)) for c_ in keys},
-            **{f'{c_} ~ FD': loss_tracks_fd(res['steps'][m][c_], h.monitor, stride)
-               for c_ in keys}}
-        with _fork_rng(next(model.parameters()).device):
-            torch.manual_seed(seed + 1)
-            res['samples'][m] = png_uri(tile(to_images(model.sample(36).cpu()), 6))
-        if log: log(f"{name} seed {seed} {m}: {epochs} epochs in {h.train_time:.0f} s; "
-                    f"FD-LeNet {row['fd_lenet']:.1f}, precision {row['precision']:.2f},"
-                    f" recall {row['recall']:.2f}, covered {row['covered']}/10")
-        trained[m] = model
-    return res, trained
-
-# %% ../../nbs/09_gan.ipynb #e0edd693
-SUMMARY_KEYS = ('fd_lenet', 'precision', 'recall', 'covered', 'laplacian',
-                'checkerboard', 'nll', 'train_s', 'hop')
-
-def seed_summary(runs:list[dict], # `run_comparison` results, one per seed
-                ) -> dict:
-    "Per model and metric: the values over the seeds, their mean and sample sd"
-    vals = {}
-    for res in runs:
-        for r in res['rows']:
-            d = vals.setdefault(r['model'], {})
-            st = res['stability'].get(r['model'], {})
-            for key in SUMMARY_KEYS:
-                v = st.get(key) if key == 'hop' else r.get(key)
-                if v is not None: d.setdefault(key, []).append(float(v))
-    sd = lambda v: torch.tensor(v, dtype=torch.float64).std().item() if len(v) > 1 else 0
-    return {m: {k: {'mean': sum(v)/len(v), 'sd': sd(v), 'values': v}
-                for k, v in d.items()}
-            for m, d in vals.items()}
-
-def summary_table(summary:dict) -> str:
-    "`seed_summary` as a markdown table of mean ± sd over seeds"
-    cols = [('fd_lenet', 'FD-LeNet ↓', 1), ('precision', 'precision', 2),
-            ('recall', 'recall', 2), ('covered', 'classes covered (of 10)', 1),
-            ('laplacian', 'sharpness (Laplacian var.)', 4),
-            ('checkerboard', 'checkerboard', 3),
-            ('nll', 'test NLL (nats)', 1), ('train_s', 'train s', 0)]
-    lines = ['| model | ' + ' | '.join(c[1] for c in cols) + ' |',
-             '|---|' + '---|'*len(cols)]
-    for m, d in summary.items():
-        def cell(key, p):
-            if key in d: return f"{d[key]['mean']:.{p}f} ± {d[key]['sd']:.{p}f}"
-            return '—' if key == 'train_s' or m.startswith('real') else 'none'
-        lines.append(f'| {m} | ' + ' | '.join(cell(k, p) for k, _, p in cols) + ' |')
-    return '\n'.join(lines)
-
-# %% ../../nbs/09_gan.ipynb #00f27dc3
-def worst_setback(monitor:list[dict], # `GANHistory.monitor`
-                  skip:int=1, # ignore the first checks (the model starts from noise)
-                 ) -> float:
-    "The largest relative rise of FD-LeNet between consecutive checks"
-    fd = torch.tensor([m['fd'] for m in monitor], dtype=torch.float64)[skip:]
-    return (fd[1:]/fd[:-1] - 1).max().item() if len(fd) > 1 else 0.0

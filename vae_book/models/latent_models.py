@@ -18,13 +18,13 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import (register_arch, build_arch, check_choice, check_float,
-                           check_int)
-from ..estimators import reparameterize
+from ..core import (DeviceMixin, register_arch, build_arch, check_choice,
+                           check_float, check_int)
+from ..estimators import Posterior, reparameterize
 from ..losses.elbo import gaussian_kl, log_prior_ratio
-from ..losses.recon import bernoulli_nll
+from ..losses.recon import Bernoulli, bernoulli_nll
 from .autoencoder import MLPEncoder, MLPDecoder
-from .vae import VAE, _log_px_z
+from .vae import VAE
 
 # %% auto #0
 __all__ = ['LOG2PI', 'PriorLoss', 'GaussianMixture', 'gmm_em', 'FlowPrior', 'LatentPriorVAE', 'prior_vae', 'attach_prior',
@@ -43,7 +43,7 @@ def _check_vectors(z:Tensor, dim:int, who:str) -> Tensor:
 class PriorLoss(NamedTuple):
     loss: Tensor  # batch mean: -log p(z) in nats (mixture), or the flow-matching error
 
-class GaussianMixture(nn.Module):
+class GaussianMixture(DeviceMixin, nn.Module):
     "A mixture of `n_components` full-covariance Gaussians over vectors of size `dim`"
     def __init__(self, n_components:int=50, dim:int=20):
         super().__init__()
@@ -53,9 +53,6 @@ class GaussianMixture(nn.Module):
         self.means = nn.Parameter(torch.randn(K, d))        # (K, d)
         self.tril = nn.Parameter(torch.zeros(K, d, d))      # Cholesky factors (lower)
         self.log_diag = nn.Parameter(torch.zeros(K, d))     # log of their diagonals
-
-    @property
-    def device(self) -> torch.device: return self.means.device
 
     def scale_tril(self) -> Tensor:
         "`(K, d, d)` Cholesky factors $L_k$ of $\\Sigma_k = L_k L_k^\\top$"
@@ -124,7 +121,7 @@ def _set_cov(gmm:GaussianMixture, cov:Tensor):
     gmm.tril.copy_(L.tril(-1))
 
 # %% ../../nbs/10_beyond_gaussian.ipynb #53e8eb43
-class FlowPrior(nn.Module):
+class FlowPrior(DeviceMixin, nn.Module):
     "Flow matching over `dim`-vectors: a velocity field carries N(0, I) to the data"
     def __init__(self, dim:int=20, hidden_dim:int=256, n_layers:int=3,
                  steps:int=32, # midpoint steps of the ODE solver in `sample`
@@ -139,9 +136,6 @@ class FlowPrior(nn.Module):
         self.net = nn.Sequential(*layers, nn.Linear(h, dim))
         # t enters as sines and cosines of 8 frequencies from 1 to 100
         self.register_buffer('freqs', torch.logspace(0, 2, 8), persistent=False)
-
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
 
     def velocity(self, z:Tensor, t:Tensor) -> Tensor:
         "$v_\\theta(z, t)$ for `z` `(B, dim)` at times `t` `(B,)` in [0, 1]"
@@ -167,7 +161,7 @@ class FlowPrior(nn.Module):
         return z
 
 # %% ../../nbs/10_beyond_gaussian.ipynb #f3d06f86
-class LatentPriorVAE(nn.Module):
+class LatentPriorVAE(DeviceMixin, nn.Module):
     "A trained `vae`, frozen, that draws codes from a `prior` learned on them"
     def __init__(self, vae:VAE, prior:nn.Module):
         super().__init__()
@@ -177,9 +171,6 @@ class LatentPriorVAE(nn.Module):
                              f"{vae.latent_dim}")
         self.vae = vae.requires_grad_(False)                # trained already: frozen
         self.prior, self.latent_dim = prior, vae.latent_dim
-
-    @property
-    def device(self) -> torch.device: return self.vae.device
 
     @torch.no_grad()
     def codes(self, x:Tensor) -> Tensor:
@@ -325,7 +316,7 @@ def _as_images(x:Tensor) -> Tensor:
     raise ValueError(f"VQVAE expects images (B, 1, 28, 28) or (B, 784), "
                      f"got {tuple(x.shape)}")
 
-class VQVAE(nn.Module):
+class VQVAE(DeviceMixin, nn.Module):
     "Conv encoder → a 7×7 grid of codebook indices → conv decoder (Bernoulli)"
     def __init__(self, n_codes:int=64, code_dim:int=16, channels:int=32,
                  beta:float=0.25, # weight of the commitment loss
@@ -345,9 +336,6 @@ class VQVAE(nn.Module):
             nn.ConvTranspose2d(c, 1, 4, 2, 1))                     # (B, 1, 28, 28)
         # log-probabilities of each code in each of the 49 cells, for `sample`
         self.register_buffer('code_logits', torch.zeros(49, n_codes))
-
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
 
     def encode(self, x:Tensor) -> Tensor:
         "Encoder outputs $z_e(x)$, `(B, D, 7, 7)`"
@@ -412,7 +400,7 @@ class HLoss(NamedTuple):
     kl1: Tensor    # log q(z1|x) - log p(z1|z2): layer 1's KL, one-sample estimate
     kl2: Tensor    # KL(q(z2|z1) || N(0, I)), closed form: layer 2's KL
 
-class TwoLayerVAE(nn.Module):
+class TwoLayerVAE(DeviceMixin, nn.Module):
     "Two stochastic layers: $p(z_2)p(z_1|z_2)p(x|z_1)$; inference $q(z_1|x)q(z_2|z_1)$"
     def __init__(self, in_dim:int=784, hidden_dim:int=400, # as in `mlp_vae`
                  latent_dim:int=20, # size of z1
@@ -426,12 +414,10 @@ class TwoLayerVAE(nn.Module):
         self.decoder = MLPDecoder(latent_dim, hidden_dim, out_shape)    # p(x|z1)
         self.top_encoder = MLPEncoder(latent_dim, top_hidden, top_dim)  # q(z2|z1)
         self.top_decoder = MLPEncoder(top_dim, top_hidden, latent_dim)  # p(z1|z2)
+        self.likelihood = Bernoulli()                                   # p(x|z1)
 
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
-
-    def encode(self, x:Tensor) -> tuple[Tensor, Tensor]:
-        "`(mu, logvar)` of $q(z_1|x)$, each `(B, latent_dim)`"
+    def encode(self, x:Tensor) -> Posterior:
+        "$q(z_1|x)$: `Posterior(mu, logvar)`, each `(B, latent_dim)`"
         return self.encoder(x)
 
     def _draw(self, x:Tensor, k:int|None=None):
@@ -446,7 +432,7 @@ class TwoLayerVAE(nn.Module):
         "Negative ELBO in nats per image, and each layer's KL"
         x = batch.x
         (mu1, lv1, z1), (mu2, lv2, z2), (pm, plv) = self._draw(x)
-        recon = bernoulli_nll(self.decoder(z1), x)                  # (B,)
+        recon = self.likelihood.nll(self.decoder(z1), x)            # (B,)
         kl1 = log_normal(z1, mu1, lv1) - log_normal(z1, pm, plv)    # (B,)
         kl2 = gaussian_kl(mu2, lv2)                                 # (B,)
         return HLoss((recon + kl1 + kl2).mean(), recon.mean().detach(),
@@ -457,14 +443,14 @@ class TwoLayerVAE(nn.Module):
         (mu1, lv1, z1), (mu2, lv2, z2), (pm, plv) = self._draw(x, check_int('k', k))
         x_hat = self.decoder(z1.flatten(0, 1)).view(k, *x.shape)
         top = log_normal(z1.flatten(0, 1), pm, plv) + log_prior_ratio(z2, mu2, lv2)
-        return (_log_px_z(x_hat, x, 'bernoulli') + top.view(k, -1)
+        return (self.likelihood.log_px(x_hat, x) + top.view(k, -1)
                 - log_normal(z1, mu1, lv1))                         # (k, B)
 
     @torch.no_grad()
     def sample(self, n:int, device=None) -> Tensor:
         "z2 ~ N(0, I), z1 ~ p(z1|z2), then the Bernoulli means: `(n, *out_shape)`"
         z2 = torch.randn(check_int('n', n), self.top_dim, device=device or self.device)
-        return torch.sigmoid(self.decoder(reparameterize(*self.top_decoder(z2))))
+        return self.likelihood.mean(self.decoder(self.top_decoder(z2).sample()))
 
 @register_arch
 def two_layer_vae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20,

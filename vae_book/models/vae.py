@@ -1,7 +1,8 @@
 """Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
 
 `VAE(encoder, decoder, latent_dim, likelihood, beta, free_bits, warmup)` is the one VAE class of the book:
-any encoder returning `(mu, logvar)` and any decoder from `z` to logits (Bernoulli) or means (Gaussian).
+any encoder returning a `Posterior(mu, logvar)` and any decoder from `z` to logits (Bernoulli) or means (Gaussian), read
+by a likelihood object (`Bernoulli()`, `Gaussian(sigma)`, `LearnedGaussian()`; chapter 3).
 `model.loss(batch)` gives the negative ELBO for `fit`, `model.sample(n)` draws images, `model.encode(x)` and
 `model.decode(z)` map both ways, and `model.log_weights(x, k)` feeds `vae_book.metrics.iw_nll`.
 `mlp_vae()` builds the 784-400-20 MLP VAE of pytorch/examples.
@@ -16,9 +17,11 @@ import math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from ..core import register_arch, check_float, check_int
-from ..estimators import reparameterize
-from ..losses.elbo import ELBO, elbo_loss, log_prior_ratio, LIKELIHOODS
+from ..core import DeviceMixin, register_arch, check_float, check_int
+from ..core import slerp as _slerp
+from ..estimators import Posterior, reparameterize
+from ..losses.elbo import ELBO, elbo_loss, log_prior_ratio
+from ..losses.recon import Likelihood, as_likelihood
 from .autoencoder import MLPEncoder, MLPDecoder
 
 # %% auto #0
@@ -26,46 +29,33 @@ __all__ = ['VAEOutput', 'VAE', 'mlp_vae']
 
 # %% ../../nbs/06_vae.ipynb #eb8d2ba8
 class VAEOutput(NamedTuple):
-    x_hat: Tensor   # decoder logits (bernoulli) or means (gaussian), shape of x
+    x_hat: Tensor   # decoder output: logits (Bernoulli) or means (Gaussian), shape of x
     mu: Tensor      # (B, latent_dim)
     logvar: Tensor  # (B, latent_dim)
     z: Tensor       # (B, latent_dim)
 
-def _log_px_z(x_hat:Tensor, # (k, B, ...) decoder outputs
-              x:Tensor, # (B, ...) data, broadcast over the k samples (not copied)
-              likelihood:str) -> Tensor: # (k, B)
-    # x*l - softplus(l), with softplus(l) = max(l, 0) - log(sigmoid(|l|)): about 2x faster on CPU than F.softplus
-    if likelihood == 'bernoulli': lp = x*x_hat - x_hat.clamp(min=0) + torch.log(torch.sigmoid(x_hat.abs()))
-    else: lp = -0.5*((x - x_hat).pow(2) + math.log(2*math.pi))       # unit-variance Gaussian
-    return lp.flatten(2).sum(-1)
-
-class VAE(nn.Module):
-    "`encoder(x)` → (`mu`, `logvar`); sample `z`; `decoder(z)` → `x_hat`"
-    def __init__(self, encoder:nn.Module, # x -> (mu, logvar), each (B, latent_dim)
-                 decoder:nn.Module, # z -> logits (bernoulli) or means (gaussian), x's shape
+class VAE(DeviceMixin, nn.Module):
+    "`encoder(x)` → `Posterior(mu, logvar)`; sample `z`; `decoder(z)` → `x_hat`"
+    def __init__(self, encoder:nn.Module, # x -> Posterior(mu, logvar), each (B, latent_dim)
+                 decoder:nn.Module, # z -> logits (Bernoulli) or means (Gaussian), x's shape
                  latent_dim:int, # size of z
-                 likelihood:str='bernoulli', # 'bernoulli' or 'gaussian' (unit variance)
+                 likelihood:str|Likelihood='bernoulli', # see `as_likelihood`
                  beta:float=1.0, # weight of the KL term (β-VAE)
                  free_bits:float=0.0, # nats of KL per latent dimension that cost nothing
                  warmup:int=0, # training steps over which the KL weight rises 0 → `beta`
                 ):
         super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)}, "
-                             f"got {likelihood!r}")
+        lik = as_likelihood(likelihood, getattr(decoder, 'out_shape', None))
         check_int('latent_dim', latent_dim); check_int('warmup', warmup, min=0)
         check_float('beta', beta); check_float('free_bits', free_bits)
         self.encoder,self.decoder,self.latent_dim = encoder,decoder,latent_dim
-        self.likelihood,self.beta,self.free_bits = likelihood,beta,free_bits
+        self.likelihood,self.beta,self.free_bits = lik,beta,free_bits
         self.warmup = int(warmup)
         # training steps taken, for the warm-up: a buffer follows .to(device); not saved
         self.register_buffer('step', torch.zeros((), dtype=torch.long), persistent=False)
 
-    @property
-    def device(self) -> torch.device: return next(self.parameters()).device
-
-    def encode(self, x:Tensor) -> tuple[Tensor, Tensor]:
-        "`(mu, logvar)` of $q(z|x)$, each `(B, latent_dim)`"
+    def encode(self, x:Tensor) -> Posterior:
+        "$q(z|x)$: `Posterior(mu, logvar)`, each `(B, latent_dim)`"
         out = self.encoder(x)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(f"the encoder must return a (mu, logvar) pair, "
@@ -75,12 +65,11 @@ class VAE(nn.Module):
             raise ValueError(f"the encoder must return mu and logvar of shape "
                              f"({len(x)}, {self.latent_dim}), got {tuple(mu.shape)} and "
                              f"{tuple(logvar.shape)}")
-        return mu, logvar
+        return Posterior(mu, logvar)
 
     def decode(self, z:Tensor) -> Tensor:
         "Images in data space: Bernoulli means (probabilities), or Gaussian means"
-        out = self.decoder(z)
-        return torch.sigmoid(out) if self.likelihood == 'bernoulli' else out
+        return self.likelihood.mean(self.decoder(z))
 
     def forward(self, x:Tensor) -> VAEOutput:
         mu, logvar = self.encode(x)
@@ -125,12 +114,7 @@ class VAE(nn.Module):
             raise ValueError(f"steps must be an int >= 2, got {steps!r}")
         mu = self.encode(torch.stack([x1, x2]).to(self.device))[0]   # (2, latent_dim)
         a = torch.linspace(0, 1, steps, device=mu.device)[:, None]   # (steps, 1)
-        if not slerp: return self.decode((1 - a)*mu[0] + a*mu[1])
-        # White 2016: the direction moves along the great circle, the length linearly
-        n0, n1 = mu.norm(dim=1).clamp(min=1e-12)
-        omega = torch.arccos((mu[0] @ mu[1]/(n0*n1)).clamp(-1 + 1e-6, 1 - 1e-6))
-        u = (torch.sin((1 - a)*omega)*mu[0]/n0 + torch.sin(a*omega)*mu[1]/n1)/torch.sin(omega)
-        return self.decode(torch.lerp(n0, n1, a)*u)
+        return self.decode(_slerp(mu[0], mu[1], a) if slerp else (1 - a)*mu[0] + a*mu[1])
 
     def log_weights(self, x:Tensor, k:int) -> Tensor:
         "`(k, B)` log weights $\\log p(x, z_i) - \\log q(z_i|x)$ with $z_i \\sim q(z|x)$"
@@ -142,7 +126,8 @@ class VAE(nn.Module):
         if x_hat[0].shape != x[0].shape:
             raise ValueError(f"the decoder gives {tuple(x_hat.shape[1:])} per example, "
                              f"x has {tuple(x.shape[1:])}")
-        return _log_px_z(x_hat.view(k, *x.shape), x, self.likelihood) + log_prior_ratio(z, mu, logvar)   # (k, B)
+        log_px = self.likelihood.log_px(x_hat.view(k, *x.shape), x)   # (k, B)
+        return log_px + log_prior_ratio(z, mu, logvar)
 
 # %% ../../nbs/06_vae.ipynb #b9d7db30
 def _check_io(in_dim, out_shape):
