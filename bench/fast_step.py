@@ -220,7 +220,7 @@ def profile_epoch(trainer, rows:int=30) -> str:
 
 # ------------------------------------------------------------------------------- micro
 def _best_ms(fns:dict, n:int=20, repeats:int=15) -> dict:
-    "Best ms per call of each of `fns`, tried in turn `repeats` times (a load change hits all)"
+    "Best ms per call of each of `fns`, tried in turn `repeats` times: load hits all"
     for f in fns.values(): f(); f()
     best = dict.fromkeys(fns, math.inf)
     for _ in range(repeats):
@@ -251,7 +251,8 @@ def step_costs(x:Tensor, batch_size:int=256, lr:float=3e-3,
            'gather (index_select)': lambda: torch.index_select(x, 0, perm[:batch_size],
                                                                out=buf),
            'gather (x[j])': lambda: x[perm[:batch_size]],
-           'forward + backward (eager)': lambda: model.loss(Batch(xb, xb))[0].backward(),
+           'forward + backward (eager)':
+               lambda: model.loss(Batch(xb, xb))[0].backward(),
            'Adam fused': opt.step, 'Adam foreach': opt2.step}
     for name in variants:
         _, _, kind, comp, comp_opt = VARIANTS[name]

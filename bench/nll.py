@@ -180,7 +180,7 @@ def main(argv=None) -> dict:
         'command': command,
         'env': {'device': str(device), 'torch': torch.__version__, 'threads': torch.get_num_threads(),
                 'cpu_count': os.cpu_count(), 'python': platform.python_version(),
-                'cpu': cpu_caps(),
+                'cpu': cpu_caps(), 'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'),
                 'load_average': [round(v, 2) for v in os.getloadavg()],
                 'gpu': torch.cuda.get_device_name() if device.type == 'cuda' else None},
     }

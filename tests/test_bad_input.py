@@ -24,7 +24,8 @@ from vae_book.models.cvae import cvae
 from vae_book.models.encoders import conv_vae, vit_vae
 from vae_book.models.gan import dcgan, vae_gan
 from vae_book.models.vae import mlp_vae
-from vae_book.train import TrainConfig, TrainingError, _digest, fit, load, save
+from vae_book.checkpoint import _digest
+from vae_book.train import TrainConfig, TrainingError, fit, load, save
 from vae_book.viz import latent_grid, plot_images, plot_latent_scatter, to_images
 from vae_book.widgets import interpolation_explorer, traversal_explorer
 

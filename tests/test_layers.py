@@ -1,7 +1,7 @@
 """The package's layers (STYLE.md §1), checked statically with `ast` on every module.
 
 Floors: 0 core, data, estimators, losses; 1 models (pure nn.Modules); 2 train, metrics,
-checkpoint and fit's plumbing; 3 viz, widgets, web; 4 experiments, pretrained. A module
+checkpoint and fit's plumbing; 3 plots, viz, widgets, web; 4 experiments, pretrained. A module
 imports only its own floor or lower ones; there is no import cycle between the book's
 modules (imports inside functions and `importlib.import_module('vae_book...')` literals
 count); a model module imports neither `vae_book.data` nor plotly, tqdm or ipywidgets.
@@ -24,8 +24,8 @@ FLOORS = {  # module-name pattern -> floor; the first pattern that matches wins
     'vae_book.losses': 0, 'vae_book.losses.*': 0,
     'vae_book.models': 1, 'vae_book.models.*': 1,
     'vae_book.train': 2, 'vae_book.metrics': 2, 'vae_book.checkpoint': 2,
-    'vae_book.batches': 2, 'vae_book.distributed': 2,   # what `fit` is built from
-    'vae_book.viz': 3, 'vae_book.widgets': 3, 'vae_book.web': 3,
+    'vae_book.batches': 2, 'vae_book.distributed': 2, 'vae_book.steps': 2,  # fit's parts
+    'vae_book.plots': 3, 'vae_book.viz': 3, 'vae_book.widgets': 3, 'vae_book.web': 3,
     'vae_book.experiments': 4, 'vae_book.experiments.*': 4, 'vae_book.pretrained': 4,
 }
 MODEL_FORBIDDEN = ('plotly', 'tqdm', 'ipywidgets', 'vae_book.data')

@@ -199,9 +199,35 @@ def test_compile_accepted(data):
     assert h.last['train_loss'] < h[0]['train_loss']
 
 
+def test_compile_auto_decides_by_the_run_length(data, monkeypatch):
+    "`compile='auto'` times 20 eager steps, then compiles only if the rest of the run is long"
+    import types, vae_book.steps as T
+    set_seed(0)
+    d = Data(TensorLoader(data.train.x[:512], data.train.y[:512], 16, shuffle=True), None, None)
+    h = fit(AE(), d, epochs=1, compile='auto', device='cpu', progress=False)  # 32 steps
+    assert h.config['compiled'] is False
+    monkeypatch.setattr(T, '_compiled', lambda fns: ['compiled'])
+    lp, hist = types.SimpleNamespace(fns=['eager']), History()
+    T._maybe_compile(lp, per_step=1.0, steps_left=10_000, hist=hist)   # ~3 h left: worth it
+    assert lp.fns == ['compiled'] and hist.config['compiled'] is True
+    lp = types.SimpleNamespace(fns=['eager'])
+    T._maybe_compile(lp, per_step=0.01, steps_left=1_000, hist=hist)   # 10 s left: not worth it
+    assert lp.fns == ['eager'] and hist.config['compiled'] is False
+    with pytest.raises(ValueError, match='compile'): TrainConfig(compile='sometimes')
+
+
+def test_inductor_cache_outside_tmp(monkeypatch, tmp_path):
+    import vae_book.steps as T
+    monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR', raising=False)
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
+    assert T.inductor_cache() == tmp_path/'vae_book'/'inductor'
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path/'mine'))
+    assert T.inductor_cache() == tmp_path/'mine'          # a user's choice is kept
+
+
 def test_sync_free_path_on_cpu(data, monkeypatch):
     "The accelerator's NaN handling (device-side flag, fused Adam skipping flagged steps), run on the CPU"
-    import vae_book.train as T
+    import vae_book.steps as T
     set_seed(0); plain = fit(AE(), data, epochs=2, batch_size=64, device='cpu', progress=False)
     monkeypatch.setattr(T, '_sync_free', lambda device: True)
     set_seed(0); m = AE()

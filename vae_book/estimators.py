@@ -1,10 +1,11 @@
 """Sampling blocks gradients; writing z = μ + σ·ε lets them through, with far less noise than the score-function estimator.
 
-`reparameterize(mu, logvar, n)` draws z = μ + σ·ε (with `n` samples per example if asked) so that gradients
-flow into μ and σ; `Posterior(mu, logvar)`, the output of every encoder, draws
-that way with `.sample(n)`. `reparam_grad` and `score_function_grad` estimate the same gradient of an expectation two
-ways, one estimate per sample in a `GradEstimate(mu, logvar)`: the chapter measures how much less noisy the
-reparameterized one is.
+`reparameterize(mu, logvar, n)` draws z = μ + σ·ε (with `n` samples per example if
+asked) so that gradients flow into μ and σ; `Posterior(mu, logvar)`, the output of every
+encoder, draws that way with `.sample(n)`. `reparam_grad` and `score_function_grad`
+estimate the same gradient of an expectation two ways, one estimate per sample in a
+`GradEstimate(mu, logvar)`: the chapter measures how much less noisy the reparameterized
+one is.
 
 Docs: https://vae-book.github.io/vae-book/reparameterization.html.md"""
 
@@ -38,7 +39,7 @@ def reparameterize(mu:Tensor, # (B, latent_dim)
 
 # %% ../nbs/05_reparameterization.ipynb #7f570fde
 class Posterior(NamedTuple):
-    "A diagonal Gaussian $q(z|x) = \\mathcal{N}(\\mu, e^{\\text{logvar}})$, what every encoder returns"
+    "The encoders' $q(z|x)$: diagonal Gaussian $\\mathcal{N}(\\mu, e^{\\text{logvar}})$"
     mu: Tensor      # (B, latent_dim)
     logvar: Tensor  # (B, latent_dim)
     @property
@@ -47,7 +48,8 @@ class Posterior(NamedTuple):
         "`reparameterize`d draws: `(B, latent_dim)`, or `(n, B, latent_dim)` with `n`"
         return reparameterize(self.mu, self.logvar, n)
     def log_prob(self, z:Tensor) -> Tensor:
-        "$\\log q(z|x)$ summed over the last dim; `z` broadcasts, e.g. `(n, B, latent_dim)`"
+        "$\\log q(z|x)$ summed over the last dim; `z` broadcasts against `mu`"
+        # e.g. z: (n, B, latent_dim) from `sample(n)`
         return -0.5*((z - self.mu).pow(2)*(-self.logvar).exp() + self.logvar
                      + math.log(2*math.pi)).sum(-1)
 

@@ -1,10 +1,12 @@
 """Importance-sampled test NLL, active units and per-dimension KL for VAEs; a small classifier trained here, and the sample metrics built on it: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
 
-`iw_nll(model, loader, k=5000)` is the importance-sampled test negative log-likelihood (Burda et al.
-2015) of any model with `log_weights(x, k)`, computed in bounded memory. `latent_usage` counts active units
-and the KL per latent dimension. For samples: `lenet()` (`vae_book.models.lenet`) builds a small classifier to train on the same
-dataset (a trained one, `lenet_fashion`, ships with `vae_book.pretrained`), `class_coverage` tells how samples spread over its classes,
-and `fd_lenet` is the Fréchet distance between its features of two image sets (FD-LeNet; not FID).
+`iw_nll(model, loader, k=5000)` is the importance-sampled test negative log-likelihood
+(Burda et al. 2015) of any model with `log_weights(x, k)`, computed in bounded memory.
+`latent_usage` counts active units and the KL per latent dimension. For samples:
+`lenet()` (`vae_book.models.lenet`) builds a small classifier to train on the same
+dataset (a trained one, `lenet_fashion`, ships with `vae_book.pretrained`),
+`class_coverage` tells how samples spread over its classes, and `fd_lenet` is the
+Fréchet distance between its features of two image sets (FD-LeNet; not FID).
 
 Docs: https://vae-book.github.io/vae-book/metrics.html.md"""
 
@@ -161,7 +163,8 @@ def latent_usage(model:nn.Module, loader, threshold:float=0.01) -> LatentUsage:
     mus, kls = [], []
     for b in loader:
         mu, logvar = model.encoder(b.x.to(dev))
-        mus.append(mu.float().cpu()); kls.append(gaussian_kl(mu, logvar, per_dim=True).float().cpu())
+        mus.append(mu.float().cpu())
+        kls.append(gaussian_kl(mu, logvar, per_dim=True).float().cpu())
     mu = torch.cat(mus); var = mu.var(0)
     return LatentUsage(int((var > threshold).sum()), var, torch.cat(kls).mean(0))
 
@@ -171,7 +174,8 @@ class Coverage(NamedTuple):
     covered: int     # classes with at least min_frac of a uniform share
     entropy: float   # entropy of `frac`, nats
 
-def class_coverage(clf:LeNet, x:Tensor, n_classes:int=10, min_frac:float=0.5) -> Coverage:
+def class_coverage(clf:LeNet, x:Tensor, n_classes:int=10,
+                   min_frac:float=0.5) -> Coverage:
     "How `x` spreads over the classes `clf` predicts"
     check_int('n_classes', n_classes); check_float('min_frac', min_frac)
     if len(x) == 0: raise ValueError("class_coverage got no images")
@@ -189,11 +193,13 @@ def frechet_distance(f1:Tensor, # (N1, d) features
                     ) -> float:
     "Fréchet distance between Gaussians fitted to two feature sets"
     if f1.dim() != 2 or f2.dim() != 2 or f1.shape[1] != f2.shape[1]:
-        raise ValueError(f"need two (N, d) feature sets with the same d, got {tuple(f1.shape)} and {tuple(f2.shape)}")
+        raise ValueError(f"need two (N, d) feature sets with the same d, got "
+                         f"{tuple(f1.shape)} and {tuple(f2.shape)}")
     if min(len(f1), len(f2)) < 2: raise ValueError("need at least 2 examples per "
                                                    f"set, got {len(f1)} and {len(f2)}")
     f1, f2 = f1.double(), f2.double()
-    if not (torch.isfinite(f1).all() and torch.isfinite(f2).all()): raise ValueError("features contain NaN or inf")
+    if not (torch.isfinite(f1).all() and torch.isfinite(f2).all()):
+        raise ValueError("features contain NaN or inf")
     mu1, mu2 = f1.mean(0), f2.mean(0)
     s1, s2 = torch.cov(f1.T), torch.cov(f2.T)
     r1 = _sqrtm_psd(s1)
@@ -204,7 +210,8 @@ def frechet_distance(f1:Tensor, # (N1, d) features
 def fd_lenet(clf:LeNet, x1:Tensor, x2:Tensor, bs:int=1000) -> float:
     "FD-LeNet: Fréchet distance between `clf`'s features of image sets `x1` and `x2`"
     dev = model_device(clf)
-    feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu() for i in range(0, len(x), bs)])
+    feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu()
+                                 for i in range(0, len(x), bs)])
     with evaluating(clf): return frechet_distance(feats(x1), feats(x2))
 
 # %% ../nbs/00e_metrics.ipynb #5f8cf8c0
@@ -238,6 +245,7 @@ def decoder_codes(model:nn.Module, # `encode(x)` gives `z`, or `(mu, logvar)` fo
     eps = torch.randn(mu.shape, generator=g)         # one draw for all: any `bs` agrees
     return mu + eps*(0.5*logvar).exp()
 
+# %% ../nbs/00e_metrics.ipynb #b7c824bd
 class Holes(NamedTuple):
     fraction: float   # prior samples farther than `threshold` from every training code
     threshold: float  # q-quantile of held-out codes' nearest-training-code distance
@@ -264,36 +272,42 @@ def hole_fraction(z_train:Tensor, # (N, d) codes of training images (`decoder_co
 
 # %% ../nbs/00e_metrics.ipynb #ce24cf42
 class PrecisionRecall(NamedTuple):
-    precision: float  # share of generated samples inside the real features' k-NN support
-    recall: float     # share of real samples inside the generated features' k-NN support
+    precision: float  # share of generated samples inside the real set's k-NN support
+    recall: float     # share of real samples inside the generated set's k-NN support
 
 def _knn_radii(f:Tensor, k:int, bs:int) -> Tensor:
     "Distance from each row of `f` to its `k`-th nearest other row"
-    return torch.cat([torch.cdist(b, f).kthvalue(k + 1, dim=1).values for b in f.split(bs)])  # +1: itself
+    # k + 1: each row is its own nearest row
+    return torch.cat([torch.cdist(b, f).kthvalue(k + 1, dim=1).values
+                      for b in f.split(bs)])
 
 def _inside(q:Tensor, ref:Tensor, radii:Tensor, bs:int) -> Tensor:
-    "Whether each row of `q` lies within the ball of radius `radii[j]` around some row `ref[j]`"
+    "Whether each row of `q` lies in some ball around `ref[j]` of radius `radii[j]`"
     return torch.cat([(torch.cdist(b, ref) <= radii).any(1) for b in q.split(bs)])
 
 @torch.no_grad()
 def precision_recall(f_real:Tensor, # (N, d) features of real images
                      f_gen:Tensor, # (M, d) features of generated images
-                     k:int=3, # neighbour that sets each ball's radius (Kynkäänniemi et al. use 3)
+                     k:int=3, # neighbour that sets each ball's radius (paper: 3)
                      bs:int=1024, # rows per `cdist` call
                     ) -> PrecisionRecall:
-    "Improved precision and recall (Kynkäänniemi et al. 2019) of `f_gen` against `f_real`"
+    "Improved precision and recall (Kynkäänniemi et al. 2019) of `f_gen` vs `f_real`"
     if f_real.dim() != 2 or f_gen.dim() != 2 or f_real.shape[1] != f_gen.shape[1]:
-        raise ValueError(f"need two (N, d) feature sets with the same d, got {tuple(f_real.shape)} "
-                         f"and {tuple(f_gen.shape)}")
-    if min(len(f_real), len(f_gen)) <= k: raise ValueError(f"need more than k={k} rows in each set")
+        raise ValueError(f"need two (N, d) feature sets with the same d, got "
+                         f"{tuple(f_real.shape)} and {tuple(f_gen.shape)}")
+    if min(len(f_real), len(f_gen)) <= k:
+        raise ValueError(f"need more than k={k} rows in each set")
     fr, fg = f_real.double().cpu(), f_gen.double().cpu()
     p = _inside(fg, fr, _knn_radii(fr, k, bs), bs).double().mean().item()
     r = _inside(fr, fg, _knn_radii(fg, k, bs), bs).double().mean().item()
     return PrecisionRecall(p, r)
 
+# %% ../nbs/00e_metrics.ipynb #994e3150
 @torch.no_grad()
-def pr_lenet(clf:LeNet, x_real:Tensor, x_gen:Tensor, k:int=3, bs:int=1000) -> PrecisionRecall:
-    "`precision_recall` on `clf`'s features (the ones FD-LeNet uses) of real and generated images"
+def pr_lenet(clf:LeNet, x_real:Tensor, x_gen:Tensor, k:int=3,
+             bs:int=1000) -> PrecisionRecall:
+    "`precision_recall` on `clf`'s FD-LeNet features of real and generated images"
     dev = model_device(clf)
-    feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu() for i in range(0, len(x), bs)])
+    feats = lambda x: torch.cat([clf.features(x[i:i+bs].to(dev)).cpu()
+                                 for i in range(0, len(x), bs)])
     with evaluating(clf): return precision_recall(feats(x_real), feats(x_gen), k)

@@ -1,14 +1,16 @@
 """One `fit` for every model in the book, games included: a config dataclass, progress bars, history, evaluation, mixed precision, `torchrun`, Ctrl-C handling and clear errors.
 
-`fit(model, data, **overrides)` trains any model whose `loss(batch)` returns a NamedTuple with
-`loss` first, or whose `players()` lists several losses with their own optimisers (a GAN), and
-returns a `History` of per-epoch rows (plus every step's losses and optional monitor results). Its
-settings are a `TrainConfig` (epochs, lr, batch size, seed, device, grad clipping, `amp`, `compile`,
-fused Adam, ...); bad values raise at once. It shows tqdm progress, stops with a `TrainingError`
-before a non-finite step changes the weights, returns the finished epochs on Ctrl-C, and runs
-unchanged under `torchrun`. `evaluate(model, loader)` averages the loss fields over a loader;
-`save` and `load` (from `vae_book.checkpoint`) round-trip models with their architecture.
-Measured speeds are in `bench/README.md`.
+`fit(model, data, **overrides)` trains any model whose `loss(batch)` returns a
+NamedTuple with `loss` first, or whose `players()` lists several losses with their own
+optimisers (a GAN), and returns a `History` of per-epoch rows (plus every step's
+losses and optional monitor results). Its settings are a `TrainConfig` (epochs, lr,
+batch size, seed, device, grad clipping, `amp`, `compile`, fused Adam, ...); bad
+values raise at once. It shows tqdm progress, stops with a `TrainingError` before a
+non-finite step changes the weights, returns the finished epochs on Ctrl-C, and runs
+unchanged under `torchrun`. One step and one epoch are in `vae_book.steps`;
+`evaluate(model, loader)` averages the loss fields over a loader; `save` and `load`
+(from `vae_book.checkpoint`) round-trip models with their architecture. Measured
+speeds are in `bench/README.md`.
 
 Docs: https://vae-book.github.io/vae-book/train.html.md"""
 
@@ -16,21 +18,23 @@ Docs: https://vae-book.github.io/vae-book/train.html.md"""
 
 # %% ../nbs/00b_train.ipynb #cffe7008
 from __future__ import annotations
-import contextlib, dataclasses, math, os, signal, threading, time, warnings
-from contextlib import nullcontext
+import dataclasses, os, warnings
 from dataclasses import dataclass, asdict
 from typing import Callable
 import torch
-from torch import nn, Tensor
+from torch import nn
 from tqdm.auto import tqdm
-from .core import Player, evaluating, set_seed, check_int, check_float, check_choice
-from .data import Batch, TensorLoader
-from .batches import fit_loaders, epoch_batches, check_batch, needs_unit
-from .distributed import DistInfo, join_group, all_sum, broadcast_state, average_grads
-from .checkpoint import Checkpoint, save, load  # re-exported: `fit` saves with them
+from .core import (evaluating, model_device, set_seed, check_int, check_float,
+                           check_choice)
+from .batches import fit_loaders
+from .distributed import join_group, all_sum, broadcast_state
+from .checkpoint import Checkpoint, save, load  # re-exported: `fit` uses `save`
+from .steps import (TrainingError, players, inductor_cache, fork_rng, _as_batch,
+                            _autocast, _fields, _loop, _Loop, _train_epoch, _Watch,
+                            _interruptible)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'evaluate', 'History', 'TrainingError', 'players', 'fork_rng', 'fit']
+__all__ = ['TrainConfig', 'evaluate', 'History', 'fit']
 
 # %% ../nbs/00b_train.ipynb #5ffe0916
 @dataclass
@@ -43,10 +47,10 @@ class TrainConfig:
     device: str|None = None    # None picks the best available (see `get_device`)
     weight_decay: float = 0.0  # L2 penalty (Adam's, not AdamW's)
     grad_clip: float|None = None  # clip the global gradient norm to this, if set
-    amp: bool|str = True       # True: bf16 (else fp16) autocast on CUDA only; 'bf16'/'fp16': any device
+    amp: bool|str = True       # True: bf16/fp16 autocast on CUDA only; or 'bf16'/'fp16'
     fused: bool|None = None    # fused Adam; None uses it where the device supports it
-    compile: bool = False      # wrap the model's loss in `torch.compile`
-    data_on_device: bool = True  # copy in-memory data to the GPU once (else pinned async copies)
+    compile: bool|str = False  # `torch.compile` the loss; 'auto': where it pays off
+    data_on_device: bool = True  # in-memory data to the GPU once (else pinned copies)
     deterministic: bool = False  # deterministic kernels (slower)
     progress: bool = True      # tqdm progress bars
     checkpoint: str|None = None  # save model and history here after every epoch
@@ -62,7 +66,8 @@ class TrainConfig:
             self.grad_clip = check_float('grad_clip', self.grad_clip, strict=True)
         check_choice('amp', self.amp, (True, False, 'bf16', 'fp16'))
         check_choice('fused', self.fused, (None, True, False))
-        for k in ('compile', 'data_on_device', 'deterministic', 'progress'):
+        check_choice('compile', self.compile, (True, False, 'auto'))
+        for k in ('data_on_device', 'deterministic', 'progress'):
             check_choice(k, getattr(self, k), (True, False))
         if self.device is not None and not isinstance(self.device, (str, torch.device)):
             raise ValueError("device must be a str such as 'cpu' or 'cuda', or None, "
@@ -75,27 +80,8 @@ class TrainConfig:
             self.checkpoint = str(self.checkpoint)
 
 # %% ../nbs/00b_train.ipynb #4f866444
-def _fields(out) -> dict:
-    if not (isinstance(out, tuple) and hasattr(out, '_fields') and out._fields and out._fields[0] == 'loss'):
-        raise TypeError(f"model.loss(batch) must return a NamedTuple whose first field is 'loss'; got {type(out).__name__}")
-    return {k: v for k, v in zip(out._fields, out) if isinstance(v, Tensor) and v.numel() == 1}
-
-def _as_batch(b) -> Batch:
-    if isinstance(b, Batch): return b
-    if isinstance(b, (tuple, list)) and len(b) == 2: return Batch(*b)
-    if isinstance(b, Tensor): return Batch(b, torch.zeros(len(b), dtype=torch.long, device=b.device))
-    raise TypeError(f"A batch must be a Batch, an (x, y) pair or a tensor; got {type(b).__name__}")
-
-def _autocast(device:torch.device, amp:bool|str):
-    "An autocast context and its dtype: `amp=True` is bf16 (else fp16) on CUDA, nothing elsewhere"
-    if amp is True and device.type == 'cuda':
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    elif amp in ('bf16', 'fp16'): dtype = torch.bfloat16 if amp == 'bf16' else torch.float16
-    else: return nullcontext(), None
-    return torch.autocast(device.type, dtype=dtype), dtype
-
 def _eval_sums(model, loader, device, amp) -> tuple[dict, int]:
-    "Batch-size-weighted sums of the scalar loss fields over `loader`, and the example count"
+    "Batch-size-weighted sums of the scalar loss fields over `loader`, and the count"
     ctx, _ = _autocast(device, amp)
     sums, n = {}, 0
     for b in loader:
@@ -112,14 +98,14 @@ def evaluate(model:nn.Module, # a model with `.loss(batch)`
              amp:bool|str=False, # evaluate under autocast (see `TrainConfig.amp`)
             ) -> dict:
     "Mean of every scalar field of `model.loss` over `loader`, weighted by batch size"
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else model_device(model)
     with evaluating(model): sums, n = _eval_sums(model, loader, device, amp)
     if n == 0: raise ValueError("evaluate got an empty loader")
     return {k: (v/n).item() for k, v in sums.items()}
 
 # %% ../nbs/00b_train.ipynb #267966b6
 class History(list):
-    "Per-epoch rows from `fit` (a list of dicts), every step's losses in `.steps`, monitor results in `.monitor`"
+    "Per-epoch rows from `fit`; every step's losses in `.steps`, monitor results too"
     def __init__(self, rows=(), config:dict|None=None, steps=None, monitor=None):
         super().__init__(rows); self.config = config or {}
         self.steps, self.monitor = steps or [], monitor or []
@@ -128,7 +114,8 @@ class History(list):
     @property
     def last(self) -> dict: return self[-1] if self else {}
     @property
-    def train_time(self) -> float: return sum(r['time'] for r in self)  # s, monitor excluded
+    def train_time(self) -> float:
+        return sum(r['time'] for r in self)  # seconds, monitoring excluded
 
     def _repr_html_(self):
         if not self: return '<i>empty history</i>'
@@ -142,170 +129,14 @@ class History(list):
         fmt = lambda k, v: f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
         return '\n'.join(' '.join(fmt(k, v) for k, v in r.items()) for r in self)
 
-# %% ../nbs/00b_train.ipynb #d658eea2
-class TrainingError(FloatingPointError):
-    "The loss became NaN or infinite; `.history` holds the epochs completed before"
-    def __init__(self, msg, history): super().__init__(msg); self.history = history
-
-def players(model:nn.Module) -> list[Player]:
-    "`model.players()`, or one player that minimises `model.loss` with every trainable parameter"
-    if callable(getattr(model, 'players', None)): ps = list(model.players())
-    elif callable(getattr(model, 'loss', None)):
-        ps = [Player('model', [p for p in model.parameters() if p.requires_grad], model.loss)]
-    else: raise TypeError(f"{type(model).__name__} has no .loss(batch) method (nor .players()); "
-                          "see the protocol in vae_book.train")
-    names = [pl.name for pl in ps]
-    if not ps or len(set(names)) < len(names):
-        raise ValueError(f"players must be a non-empty list with distinct names, got {names}")
-    for pl in ps:
-        if not pl.params: raise ValueError(f"{type(model).__name__} has no trainable "
-                                           f"parameters for player {pl.name!r}")
-    if len({id(p) for pl in ps for p in pl.params}) < sum(len(pl.params) for pl in ps):
-        raise ValueError(f"players {names} share parameters: give each its own")
-    return ps
-
-def _adam(params:list, cfg:TrainConfig, device:torch.device, betas=(0.9, 0.999)):
-    "Adam over `params`: fused where the device has it (unless `cfg.fused` says otherwise)"
-    fused = cfg.fused if cfg.fused is not None else device.type in ('cuda', 'cpu')
-    kw = dict(lr=cfg.lr, betas=betas, weight_decay=cfg.weight_decay)
-    try: return torch.optim.Adam(params, fused=fused or None, **kw)
-    except (RuntimeError, TypeError):
-        if cfg.fused: raise
-        return torch.optim.Adam(params, **kw)
-
-# %% ../nbs/00b_train.ipynb #dae5ebd1
-@dataclass
-class _Loop:
-    "Everything one run's steps share: the players, their optimisers and loss functions, AMP"
-    model: nn.Module; cfg: TrainConfig; device: torch.device; dd: DistInfo|None
-    players: list; opts: list; fns: list; ctx: object; scaler: object
-    sync_free: bool  # accelerators: read the device only every `check_every` steps
-    check_every: int; show: bool; streamed: bool; unit: bool
-    keys: list|None = None  # the history's column names, from the first step
-    idx: list|None = None   # where each player's columns sit in its loss NamedTuple
-
-def _loop(model, cfg, device, dd, train) -> _Loop:
-    "Set up a run: optimisers, compiled losses, autocast and a gradient scaler where needed"
-    ps = players(model)
-    if dd is not None: broadcast_state(model, device)  # every rank starts from rank 0's weights
-    opts = [_adam(pl.params, cfg, device, pl.betas) for pl in ps]
-    ctx, amp_dtype = _autocast(device, cfg.amp)
-    sync_free = _sync_free(device)
-    scaler = None
-    if amp_dtype == torch.float16: scaler = torch.amp.GradScaler(device.type)
-    elif sync_free:  # scale 1: the scaler only skips steps with non-finite gradients, sync-free
-        scaler = torch.amp.GradScaler(device.type, init_scale=1.0, growth_interval=2**30)
-    fns = [torch.compile(pl.loss) if cfg.compile else pl.loss for pl in ps]
-    return _Loop(model, cfg, device, dd, ps, opts, fns, ctx, scaler, sync_free,
-                 25 if sync_free else 1, cfg.progress and (dd is None or dd.rank == 0),
-                 not isinstance(train, TensorLoader), needs_unit(model))
-
-# %% ../nbs/00b_train.ipynb #3e46e120
-def _nonfinite(lp:_Loop, loss:Tensor, where:str, hist) -> Tensor|None:
-    "CPU: stop before a non-finite loss reaches the weights. Accelerators: a flag to read later"
-    if lp.sync_free: return (~torch.isfinite(loss.detach())).float()
-    bad = not torch.isfinite(loss).item()
-    if lp.dd is not None: bad = bool(all_sum(torch.tensor(float(bad)), lp.device))
-    if bad:
-        what = loss.item() if lp.dd is None else 'non-finite on a process'
-        raise TrainingError(_nonfinite_msg(where, f"{what} (this step was not taken)", lp, hist),
-                            hist)
-    return None
-
-def _play(lp:_Loop, i:int, b:Batch, where:str, hist) -> tuple[tuple, Tensor|None]:
-    "Player `i`'s move on batch `b`: its loss, a non-finite check, backward and one Adam step"
-    pl, opt = lp.players[i], lp.opts[i]
-    if len(lp.players) > 1: where = f"{where} (player {pl.name!r})"
-    with lp.ctx: out = lp.fns[i](b) if lp.keys is not None else _first_call(lp.fns[i], b)
-    if lp.keys is None: _fields(out)  # the protocol: a NamedTuple with `loss` first
-    flag = _nonfinite(lp, out[0], where, hist)
-    opt.zero_grad(set_to_none=True)
-    (out[0] if lp.scaler is None else lp.scaler.scale(out[0])).backward()
-    if lp.dd is not None: average_grads(pl.params, lp.dd.world, lp.device)
-    if lp.cfg.grad_clip is not None:
-        if lp.scaler is not None: lp.scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_(pl.params, lp.cfg.grad_clip)
-    if lp.scaler is None: opt.step()
-    else: lp.scaler.step(opt)  # skipped if the gradients are not finite
-    return out, flag
-
-# %% ../nbs/00b_train.ipynb #6dc87d32
-def _first_call(loss_fn, b:Batch):
-    "The first loss of a run, with a clear error if the model cannot take the batch"
-    x = b.x
-    if not torch.is_floating_point(x):
-        raise TypeError(f"batch x must be a float tensor, got {x.dtype}")
-    try: return loss_fn(b)
-    except (RuntimeError, ValueError, IndexError) as e:
-        raise ValueError(f"model.loss failed on the first batch, with x of shape "
-                         f"{tuple(x.shape)} ({x.dtype}, {x.device}): {e}") from e
-
-def _step(lp:_Loop, b:Batch, where:str, hist) -> tuple[Tensor, Tensor|None]:
-    "Every player moves once on `b`; their scalar loss fields as one tensor, and a non-finite flag"
-    outs, flags, many = [], [], len(lp.players) > 1
-    for i, pl in enumerate(lp.players):
-        if many:  # gradients only for the player that moves: the others' are not needed
-            for j, other in enumerate(lp.players):
-                for p in other.params: p.requires_grad_(j == i)
-        out, flag = _play(lp, i, b, where, hist)
-        outs.append(out); flags.append(flag)
-    if lp.scaler is not None: lp.scaler.update()  # once per step, after every player
-    if lp.keys is None:  # name the columns once: `loss`, `kl`, ... or `d_loss`, `g_loss`, ...
-        fs = [_fields(out) for out in outs]
-        lp.keys = [f'{pl.name}_{k}' if many else k for pl, f in zip(lp.players, fs) for k in f]
-        lp.idx = [[out._fields.index(k) for k in f] for out, f in zip(outs, fs)]
-    vals = torch.cat([out[i].detach().float().reshape(1)
-                      for out, ix in zip(outs, lp.idx) for i in ix])
-    return vals, (None if flags[0] is None else torch.stack(flags).sum())
-
-# %% ../nbs/00b_train.ipynb #6b970461
-def _train_epoch(lp:_Loop, train, epoch:int, hist:History, stop, watch) -> dict|None:
-    "One pass over `train`: the epoch's mean losses, or None if Ctrl-C stopped it midway"
-    lp.model.train(); t0 = time.perf_counter(); t_watch = 0.
-    batches, total = epoch_batches(train, epoch, lp.cfg, lp.dd, lp.device)
-    bar = tqdm(batches, total=total, desc=f'epoch {epoch+1}', disable=not lp.show, leave=False)
-    vals, sizes, bad, step = [], [], None, -1
-    for step, b in enumerate(bar):
-        b = _as_batch(b).to(lp.device, non_blocking=True)
-        if lp.streamed and (lp.keys is None or not lp.sync_free): check_batch(lp.model, b, lp.unit)
-        v, flag = _step(lp, b, f'epoch {epoch+1}, step {step+1}', hist)
-        vals.append(v); sizes.append(len(b.x))
-        if flag is not None: bad = flag if bad is None else bad + flag
-        if lp.sync_free and (step + 1) % lp.check_every == 0:
-            _raise_if_bad(lp, bad, epoch, step, hist); bad = None
-        if lp.show and step % 50 == 0: bar.set_postfix(loss=f'{v[0].item():.4g}', refresh=False)
-        if watch is not None: t_watch += watch.maybe(epoch, step, total)
-        if stop: return None
-    if not vals: raise ValueError("the training loader yielded no batches")
-    _raise_if_bad(lp, bad, epoch, step, hist)
-    steps = torch.stack(vals)                                   # (steps, columns)
-    w = torch.tensor(sizes, dtype=steps.dtype, device=steps.device)
-    tot = torch.cat([(steps*w[:, None]).sum(0), w.sum().reshape(1)])
-    if lp.dd is not None: tot = all_sum(tot, lp.device)
-    tot, per_step = tot.tolist(), steps.tolist()                 # the epoch's one read
-    start = len(hist.steps)
-    hist.steps += [{'step': start + j + 1, **dict(zip(lp.keys, r))} for j, r in enumerate(per_step)]
-    row = {'epoch': epoch + 1, **{f'train_{k}': s/tot[-1] for k, s in zip(lp.keys, tot)}}
-    row['time'] = time.perf_counter() - t0 - t_watch
-    return row
-
-def _raise_if_bad(lp:_Loop, bad:Tensor|None, epoch:int, step:int, hist):
-    "Accelerators: stop if any step since the last check had a non-finite loss (it was skipped)"
-    if bad is None: return
-    if lp.dd is not None: bad = all_sum(bad, lp.device)
-    if n := bad.item():
-        n_steps = step % lp.check_every + 1
-        raise TrainingError(_nonfinite_msg(
-            f'epoch {epoch+1}, step {step+1}',
-            f"non-finite in {n:.0f} of the last {n_steps} steps (the optimizer skipped them)",
-            lp, hist), hist)
-
 # %% ../nbs/00b_train.ipynb #ca03c8e8
 def _valid_row(model, valid, cfg, device, dd, keys) -> dict:
     "Validation means, averaged over every process's share"
     if dd is None:
-        return {f'valid_{k}': v for k, v in evaluate(model, valid, device, cfg.amp).items()}
-    with evaluating(model), torch.no_grad(): sums, n = _eval_sums(model, valid, device, cfg.amp)
+        return {f'valid_{k}': v
+                for k, v in evaluate(model, valid, device, cfg.amp).items()}
+    with evaluating(model), torch.no_grad():
+        sums, n = _eval_sums(model, valid, device, cfg.amp)
     keys = keys + [k for k in sums if k not in keys]
     tot = torch.stack([torch.as_tensor(sums.get(k, 0.), dtype=torch.float32,
                                        device=device).reshape(()) for k in keys]
@@ -313,96 +144,32 @@ def _valid_row(model, valid, cfg, device, dd, keys) -> dict:
     tot = all_sum(tot, device).tolist()
     return {f'valid_{k}': v/tot[-1] for k, v in zip(keys, tot)}
 
-def _sync_free(device) -> bool:
-    "Whether to avoid reading the loss every step (accelerators; tests switch it on for the CPU)"
-    return device.type != 'cpu'
-
-def _weights_state(model) -> str:
-    "What a diverged run left in the weights, truthfully"
-    big = max((p.detach().abs().max().item() for p in model.parameters() if p.numel()),
-              default=0.)
-    if math.isfinite(big):
-        return (f"No step with a non-finite loss was applied; the weights are finite "
-                f"(largest |w| = {big:.3g})")
-    return ("The weights hold NaN or inf values: an earlier step (finite loss, too "
-            "large an update) broke them; rebuild the model or load a checkpoint "
-            "before training again")
-
-def _nonfinite_msg(where:str, what:str, lp:_Loop, hist) -> str:
-    return (f"loss became {what} at {where}; training stopped. "
-            f"{_weights_state(lp.model)}. Try a lower lr (now {lp.cfg.lr}), set grad_clip, "
-            f"or check the data. The {len(hist)} finished epochs are in err.history.")
-
-def _end_epoch(lp:_Loop, hist:History, row:dict):
+def _end_epoch(lp:_Loop, hist:History, row:dict, bar=None):
     "Record a finished epoch; under torchrun, share rank 0's buffers; save if asked"
     if lp.dd is not None and any(True for _ in lp.model.buffers()):
-        broadcast_state(lp.model, lp.device, buffers_only=True)  # e.g. batch-norm statistics
+        broadcast_state(lp.model, lp.device, buffers_only=True)  # e.g. batch-norm stats
     hist.append(row)
     if lp.cfg.checkpoint and (lp.dd is None or lp.dd.rank == 0):
         save(lp.cfg.checkpoint, lp.model, lp.cfg, metrics=row, history=hist)
-
-# %% ../nbs/00b_train.ipynb #b9da5418
-class _Watch:
-    "Calls `monitor(model)` every `every` steps (and before the first), in eval mode, no gradients"
-    def __init__(self, monitor, every:int|None, model, device, hist):
-        self.monitor, self.every, self.model, self.hist = monitor, every, model, hist
-        self.device, self.step = device, 0
-
-    def __call__(self, epoch:float) -> float:
-        "Run the monitor now and log it; the seconds it took (left out of the epoch's time)"
-        t = time.perf_counter()
-        with evaluating(self.model), fork_rng(self.device), torch.no_grad():
-            res = self.monitor(self.model)
-        self.hist.monitor.append({'step': self.step, 'epoch': epoch, **res})
-        return time.perf_counter() - t
-
-    def maybe(self, epoch:int, step:int, total:int|None) -> float:
-        self.step += 1
-        every = self.every or max(1, (total or 100)//4)  # default: 4 times an epoch
-        if self.step % every: return 0.
-        return self(epoch + (step + 1)/(total or step + 1))
-
-def fork_rng(device:torch.device):
-    "A block whose random draws leave the training streams where they were"
-    if device.type == 'cpu': return torch.random.fork_rng(devices=[])
-    return torch.random.fork_rng(device_type=device.type)
-
-class _Stop:
-    "Set by the first Ctrl-C: `fit` finishes the step it is in and returns"
-    def __init__(self): self.set = False
-    def __bool__(self): return self.set
-
-@contextlib.contextmanager
-def _interruptible(enabled:bool=True):
-    "First Ctrl-C (SIGINT) sets the flag; a second raises KeyboardInterrupt at once"
-    stop = _Stop()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield stop; return
-    def handler(signum, frame):
-        if stop.set: raise KeyboardInterrupt
-        stop.set = True
-    old = signal.signal(signal.SIGINT, handler)
-    try: yield stop
-    finally: signal.signal(signal.SIGINT, old if old is not None else signal.SIG_DFL)
+    if bar is not None:
+        bar.set_postfix({k: f'{v:.4g}' for k, v in row.items() if k.endswith('loss')})
 
 # %% ../nbs/00b_train.ipynb #23dd8874
-def fit(model:nn.Module, # `model.loss(batch)` -> NamedTuple(loss, ...), or `model.players()`
+def fit(model:nn.Module, # has `loss(batch)` -> NamedTuple(loss, ...), or `players()`
         data, # `Data`, (train, valid) loaders, a loader, or tensors, (x, y), a Dataset
         cfg:TrainConfig|None=None, # the run's settings
-        monitor:Callable|None=None, # `monitor(model) -> dict`, logged in `History.monitor`
+        monitor:Callable|None=None, # `monitor(model) -> dict`, in `History.monitor`
         monitor_every:int|None=None, # steps between monitor calls (None: 4 per epoch)
         **overrides, # `TrainConfig` fields to change, e.g. `epochs=3`
        ) -> History:
-    "Train `model` on `data` with Adam (one per player); per-epoch `History`; `torchrun`-ready"
+    "Train `model` on `data`, Adam per player; returns the per-epoch `History`"
     cfg = _config(cfg, overrides)
-    players(model)                                           # the protocol, before any work
+    players(model)                                      # the protocol, before any work
     device, dd = join_group(cfg.device)
-    train, valid = fit_loaders(data, cfg, device, dd, model)   # checks the data first
-    set_seed(cfg.seed, cfg.deterministic)
-    if dd is not None and dd.rank: torch.manual_seed(cfg.seed + 7919*dd.rank)  # own noise
-    if device.type == 'cpu': torch.set_flush_denormal(True)
+    train, valid = fit_loaders(data, cfg, device, dd, model)  # checks the data first
+    _seed(cfg, dd, device)
     model.to(device); lp = _loop(model, cfg, device, dd, train)
-    if valid is not None and not callable(getattr(model, 'loss', None)): valid = None
+    if not callable(getattr(model, 'loss', None)): valid = None  # a game: no valid loss
     hist = History(config=asdict(cfg))
     watch = _Watch(monitor, monitor_every, model, device, hist) if monitor else None
     if watch is not None: watch(0.)
@@ -412,11 +179,10 @@ def fit(model:nn.Module, # `model.loss(batch)` -> NamedTuple(loss, ...), or `mod
         with _interruptible(dd is None) as stop:
             for epoch in bar:
                 row = _train_epoch(lp, train, epoch, hist, stop, watch)
-                if row is None: break                        # Ctrl-C inside the epoch
-                if valid is not None: row.update(_valid_row(model, valid, cfg, device, dd,
-                                                            lp.keys))
-                _end_epoch(lp, hist, row)
-                bar.set_postfix({k: f'{v:.4g}' for k, v in row.items() if k.endswith('loss')})
+                if row is None: break                      # Ctrl-C inside the epoch
+                if valid is not None:
+                    row.update(_valid_row(model, valid, cfg, device, dd, lp.keys))
+                _end_epoch(lp, hist, row, bar)
                 if stop: break
         if stop: raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -435,3 +201,9 @@ def _config(cfg, overrides:dict) -> TrainConfig:
     if bad := sorted(set(overrides) - set(known)):
         raise TypeError(f"fit got unknown settings {bad}; TrainConfig has {known}")
     return dataclasses.replace(cfg or TrainConfig(), **overrides)
+
+def _seed(cfg:TrainConfig, dd, device:torch.device):
+    "Seed the run (each `torchrun` rank its own noise); flush denormals on CPUs"
+    set_seed(cfg.seed, cfg.deterministic)
+    if dd is not None and dd.rank: torch.manual_seed(cfg.seed + 7919*dd.rank)
+    if device.type == 'cpu': torch.set_flush_denormal(True)  # tiny floats are slow

@@ -1,11 +1,12 @@
-"""Pure plotly figure builders: image grids, latent scatters, decoded manifolds, interpolations, KL bars, training curves, and slider figures that work on a static page.
+"""Figures that run a model: decoded manifolds, interpolations, and slider figures.
 
-Pure functions from tensors (or a model and tensors) to `plotly.graph_objects.Figure`s: `plot_images`
-(image grids), `plot_latent_scatter` (codes coloured by class, PCA to 2-D above two dimensions),
-`plot_latent_manifold` (a decoded grid over a 2-D latent space), `plot_interpolation`, `plot_kl_per_dim`,
-`plot_history`; and the slider figures `interpolation_slider_figure`, `traversal_slider_figure` and
-`class_slider_figure`, whose precomputed frames keep working on a static web page with no kernel.
-`encode_mean` and `decode` run a model in eval mode on its own device.
+Pure functions from a model and tensors to `plotly.graph_objects.Figure`s: `encode_mean`
+and `decode` (the model in eval mode, on its own device), `plot_latent_manifold` (a
+decoded grid over a 2-D latent space), `plot_interpolation`; and the slider figures
+`interpolation_slider_figure`, `traversal_slider_figure` and `class_slider_figure`,
+whose precomputed frames keep working on a static web page with no kernel. The figures
+from numbers (`plot_images`, `plot_latent_scatter`, `plot_kl_per_dim`, `plot_history`
+and their helpers) live in `vae_book.plots`; importing them from here keeps working.
 
 Docs: https://vae-book.github.io/vae-book/viz.html.md"""
 
@@ -13,7 +14,6 @@ Docs: https://vae-book.github.io/vae-book/viz.html.md"""
 
 # %% ../nbs/00c_viz.ipynb #8bfda227
 from __future__ import annotations
-import base64, io, math
 from typing import Sequence
 import numpy as np
 import torch
@@ -21,93 +21,18 @@ from torch import nn, Tensor
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
-from PIL import Image
-from .core import evaluating  # re-exported: `from vae_book.viz import evaluating` keeps working
+# re-exported: `from vae_book.viz import evaluating` keeps working
+from .core import evaluating
 from .core import model_device, slerp
+# the figures from numbers, re-exported: `from vae_book.viz import plot_images` works
+from .plots import to_images, png_uri, image_from_uri, tile, plot_images, pca_2d
+from .plots import plot_latent_scatter, plot_kl_per_dim, plot_history
+from .plots import _image_trace, _hide_axes, _subsample
+from .plots import _class_groups, _class_names
 
 # %% auto #0
-__all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'encode_mean', 'decode', 'pca_2d',
-           'plot_latent_scatter', 'latent_grid', 'plot_latent_manifold', 'interpolate_latent', 'plot_interpolation',
-           'plot_kl_per_dim', 'plot_history', 'interpolation_slider_figure', 'traversal_slider_figure',
-           'class_slider_figure']
-
-# %% ../nbs/00c_viz.ipynb #bff11ff6
-def to_images(x) -> np.ndarray:
-    "`x` in [0, 1]: `(N, H, W)` grey or `(N, H, W, 3)` RGB, e.g. from `(N, 1|3, H, W)`"
-    a = x.detach().float().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x, dtype=np.float32)
-    if a.ndim == 4 and a.shape[3] == 3 and a.shape[1] not in (1, 3): pass  # RGB already
-    elif a.ndim == 4:
-        if a.shape[1] not in (1, 3):
-            raise ValueError("expected images (N, C, H, W) with 1 (grey) or 3 (RGB) "
-                             f"channels, got {a.shape}")
-        a = a[:, 0] if a.shape[1] == 1 else a.transpose(0, 2, 3, 1)  # channels last
-    elif a.ndim == 2:
-        side = math.isqrt(a.shape[1])
-        if side*side == a.shape[1] and side > 1 and a.shape[0] != a.shape[1]: a = a.reshape(-1, side, side)
-        else: a = a[None]  # one (H, W) image
-    elif a.ndim != 3: raise ValueError(f"cannot read images from an array of shape {a.shape}")
-    return np.clip(np.nan_to_num(a.astype(np.float32)), 0, 1)
-
-def png_uri(img) -> str:
-    "One image `(H, W)` (grey) or `(H, W, 3)` (RGB) in [0, 1] as a PNG `data:` URI"
-    a = np.asarray(img, dtype=np.float32)
-    if not (a.ndim == 2 or a.ndim == 3 and a.shape[2] == 3):
-        raise ValueError("png_uri takes one (H, W) or (H, W, 3) image, got shape "
-                         f"{a.shape}")
-    buf = io.BytesIO(); mode = 'L' if a.ndim == 2 else 'RGB'
-    img = Image.fromarray(np.round(np.clip(a, 0, 1)*255).astype(np.uint8), mode)
-    img.save(buf, 'PNG', optimize=True)
-    return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
-
-def image_from_uri(uri:str) -> np.ndarray:
-    "The `(H, W)` uint8 image inside a PNG `data:` URI (the inverse of `png_uri`)"
-    if not uri.startswith('data:image/png;base64,'): raise ValueError("not a PNG data URI")
-    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(',', 1)[1]))).convert('L'))
-
-# %% ../nbs/00c_viz.ipynb #925e2ad8
-def tile(imgs:np.ndarray, # (N, H, W), or (N, H, W, 3) for RGB
-         ncols:int=8, # images per row
-         pad:int=1, # pixels between images
-         pad_value:float=0.5, # separator grey level
-         pad_top:int=0, # extra rows above each image (room for titles)
-        ) -> np.ndarray:
-    "The images laid out row by row on one canvas"
-    n, h, w = imgs.shape[:3]; ncols = max(1, min(ncols, n)); nrows = math.ceil(n/ncols)
-    H, W = h + pad + pad_top, w + pad
-    out = np.full((nrows*H - pad, ncols*W - pad, *imgs.shape[3:]), pad_value,
-                  np.float32)
-    for i, im in enumerate(imgs):
-        r, c = divmod(i, ncols); out[r*H + pad_top:r*H + pad_top + h, c*W:c*W + w] = im
-    return out
-
-def _image_trace(canvas:np.ndarray, **kw) -> go.Image:
-    return go.Image(source=png_uri(canvas), hoverinfo='skip', **kw)
-
-def _hide_axes(fig, **kw):
-    fig.update_xaxes(visible=False, **kw); fig.update_yaxes(visible=False, **kw)
-
-def plot_images(x, # images, see `to_images`
-                ncols:int=8, # images per row
-                titles:Sequence[str]|None=None, # one short title per image
-                title:str|None=None, # the figure's title
-                scale:float|None=None, # screen pixels per image pixel (default: fit ~720 px wide)
-               ) -> go.Figure:
-    "A grid of greyscale or RGB images as one `go.Image` trace"
-    imgs = to_images(x); n, h, w = imgs.shape[:3]
-    if titles is not None and len(titles) != n: raise ValueError(f"got {len(titles)} titles for {n} images")
-    ncols = max(1, min(ncols, n)); pt = 9 if titles is not None else 0
-    canvas = tile(imgs, ncols, pad_top=pt)
-    scale = scale or min(6, 720/canvas.shape[1])
-    fig = go.Figure(_image_trace(canvas))
-    for i, t in enumerate(titles or []):
-        r, c = divmod(i, ncols)
-        fig.add_annotation(x=c*(w + 1) + w/2 - 0.5, y=r*(h + 1 + pt) + pt - 1.5, text=str(t), showarrow=False,
-                           yanchor='bottom', font=dict(size=10))
-    _hide_axes(fig)
-    top = 40 if title else 10
-    fig.update_layout(title=title, width=int(canvas.shape[1]*scale) + 20, height=int(canvas.shape[0]*scale) + top + 10,
-                      margin=dict(l=10, r=10, t=top, b=10))
-    return fig
+__all__ = ['encode_mean', 'decode', 'latent_grid', 'plot_latent_manifold', 'interpolate_latent', 'plot_interpolation',
+           'interpolation_slider_figure', 'traversal_slider_figure', 'class_slider_figure']
 
 # %% ../nbs/00c_viz.ipynb #565a7daa
 def _labels(y, n:int, device) -> Tensor:
@@ -124,63 +49,23 @@ def encode_mean(model:nn.Module, x:Tensor, y=None) -> Tensor:
 
 @torch.no_grad()
 def decode(model:nn.Module, z:Tensor, y=None) -> Tensor:
-    "Decoded images in data space on the CPU (`y`, one label or one per code, for conditional decoders)"
+    "Decoded images in data space, on the CPU (`y`: for conditional decoders)"
     dev = model_device(model); z = torch.as_tensor(z, dtype=torch.float32).to(dev)
     if z.dim() == 1: z = z[None]
     with evaluating(model):
         out = model.decode(z) if y is None else model.decode(z, _labels(y, len(z), dev))
     return out.float().cpu()
 
-# %% ../nbs/00c_viz.ipynb #a76cc017
-def pca_2d(z:Tensor|np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    "Project `z` `(N, D)` on its top two principal axes: (projection, axes `(D, 2)`, mean, explained variance ratio)"
-    a = np.asarray(z.detach().cpu() if isinstance(z, Tensor) else z, dtype=np.float64)
-    mean = a.mean(0); c = a - mean
-    _, s, vt = np.linalg.svd(c, full_matrices=False)
-    axes = vt[:2].T; ratio = (s[:2]**2)/max((s**2).sum(), 1e-12)
-    return (c @ axes).astype(np.float32), axes, mean, ratio
-
-def _class_names(classes, labels) -> dict:
-    return {c: (classes[c] if classes is not None and c < len(classes) else str(c)) for c in labels}
-
-def plot_latent_scatter(z:Tensor, # (N, latent_dim) codes, e.g. posterior means
-                        y:Tensor|None=None, # (N,) labels to colour by
-                        classes:Sequence[str]|None=None, # label names
-                        dims:tuple[int, int]|None=None, # plot these two dimensions (default: PCA when D > 2)
-                        max_points:int=5000, # subsample (fixed seed) above this
-                        title:str|None=None,
-                       ) -> go.Figure:
-    "Codes in the plane, one trace per class"
-    z = torch.as_tensor(z).detach().float().cpu()
-    if z.dim() != 2 or z.shape[1] < 2: raise ValueError(f"z must be (N, D) with D >= 2, got {tuple(z.shape)}")
-    y = None if y is None else torch.as_tensor(y).cpu().long()
-    if y is not None and len(y) != len(z): raise ValueError(f"z has {len(z)} rows but y has {len(y)}")
-    if len(z) > max_points:
-        keep = torch.randperm(len(z), generator=torch.Generator().manual_seed(0))[:max_points]
-        z, y = z[keep], None if y is None else y[keep]
-    if dims is not None: p = z[:, list(dims)].numpy(); lx, ly = f'z[{dims[0]}]', f'z[{dims[1]}]'
-    elif z.shape[1] == 2: p = z.numpy(); lx, ly = 'z[0]', 'z[1]'
-    else:
-        p, _, _, r = pca_2d(z); lx, ly = f'PC1 ({r[0]:.0%} of variance)', f'PC2 ({r[1]:.0%})'
-    fig = go.Figure()
-    groups = [(None, np.ones(len(p), bool))] if y is None else [(c, (y == c).numpy()) for c in y.unique().tolist()]
-    names = _class_names(classes, [c for c, _ in groups if c is not None])
-    for c, m in groups:
-        fig.add_trace(go.Scatter(x=p[m, 0], y=p[m, 1], mode='markers', name='codes' if c is None else names[c],
-                                 marker=dict(size=4, opacity=0.7, color=None if c is None else qualitative.Plotly[c % 10])))
-    fig.update_layout(title=title, xaxis_title=lx, yaxis_title=ly, width=640, height=520,
-                      legend=dict(itemsizing='constant'), margin=dict(t=50 if title else 20))
-    fig.update_yaxes(scaleanchor='x', scaleratio=1)
-    return fig
-
 # %% ../nbs/00c_viz.ipynb #b8132e16
 def latent_grid(n:int=15, # values per axis
-                spacing:str='normal', # 'normal': prior quantiles; 'linear': evenly spaced in [-lim, lim]
+                spacing:str='normal', # 'normal' (prior quantiles) or 'linear' (±`lim`)
                 lim:float=3.0,
                ) -> Tensor:
     "`n` values along one latent axis"
     if n < 2: raise ValueError(f"n must be >= 2, got {n}")
-    if spacing == 'normal': return torch.special.ndtri(torch.linspace(0.05, 0.95, n, dtype=torch.float64)).float()
+    if spacing == 'normal':
+        u = torch.linspace(0.05, 0.95, n, dtype=torch.float64)
+        return torch.special.ndtri(u).float()
     if spacing == 'linear': return torch.linspace(-lim, lim, n)
     raise ValueError(f"spacing must be 'normal' or 'linear', got {spacing!r}")
 
@@ -190,27 +75,33 @@ def _latent_dim(model, z0=None) -> int:
     if d is None: raise ValueError("the model has no .latent_dim; pass z0")
     return int(d)
 
+# %% ../nbs/00c_viz.ipynb #0d4c6e21
 def plot_latent_manifold(model:nn.Module, # has `decode(z)` (or `decode(z, y)` with `y`)
                          n:int=15, # grid cells per axis
                          spacing:str='normal', lim:float=3.0, # see `latent_grid`
-                         dims:tuple[int, int]=(0, 1), # the two latent dimensions to sweep
+                         dims:tuple[int, int]=(0, 1), # the two dimensions to sweep
                          z0:Tensor|None=None, # the other dimensions' values (default 0)
                          y=None, # label for conditional decoders
                          title:str|None=None,
                         ) -> go.Figure:
     "The decoder's images over a grid of codes in two latent dimensions"
     D = _latent_dim(model, z0); v = latent_grid(n, spacing, lim)
-    base = torch.zeros(D) if z0 is None else torch.as_tensor(z0, dtype=torch.float32).flatten()
+    if z0 is None: base = torch.zeros(D)
+    else: base = torch.as_tensor(z0, dtype=torch.float32).flatten()
     z = base.repeat(n*n, 1)
     r, c = torch.meshgrid(torch.arange(n), torch.arange(n), indexing='ij')
-    z[:, dims[0]] = v[c.flatten()]; z[:, dims[1]] = v.flip(0)[r.flatten()]  # z[dims[1]] grows upwards
+    z[:, dims[0]] = v[c.flatten()]
+    z[:, dims[1]] = v.flip(0)[r.flatten()]  # z[dims[1]] grows upwards
     imgs = to_images(decode(model, z, y)); h, w = imgs.shape[1:3]
     fig = plot_images(imgs, ncols=n, title=title, scale=min(3, 640/(n*(w + 1))))
     tick = lambda size: [i*(size + 1) + size/2 - 0.5 for i in range(n)]
     lab = [f'{t:.2g}' for t in v.tolist()]
-    fig.update_xaxes(visible=True, tickvals=tick(w), ticktext=lab, title=f'z[{dims[0]}]', showgrid=False, zeroline=False)
-    fig.update_yaxes(visible=True, tickvals=tick(h), ticktext=lab[::-1], title=f'z[{dims[1]}]', showgrid=False, zeroline=False)
-    fig.update_layout(width=fig.layout.width + 60, height=fig.layout.height + 50, margin=dict(l=60, b=50))
+    axis = dict(visible=True, showgrid=False, zeroline=False)
+    fig.update_xaxes(tickvals=tick(w), ticktext=lab, title=f'z[{dims[0]}]', **axis)
+    fig.update_yaxes(tickvals=tick(h), ticktext=lab[::-1], title=f'z[{dims[1]}]',
+                     **axis)
+    fig.update_layout(width=fig.layout.width + 60, height=fig.layout.height + 50,
+                      margin=dict(l=60, b=50))
     return fig
 
 # %% ../nbs/00c_viz.ipynb #8c4f2f8f
@@ -219,12 +110,14 @@ def interpolate_latent(z1:Tensor, z2:Tensor, # (D,) the end codes
                        method:str='linear', # 'linear' or 'slerp'
                       ) -> Tensor: # (steps, D)
     "Codes on the path from `z1` (alpha=0) to `z2` (alpha=1)"
-    z1, z2 = torch.as_tensor(z1).float().flatten(), torch.as_tensor(z2).float().flatten()
-    a = torch.linspace(0, 1, steps) if isinstance(steps, int) else torch.as_tensor(steps).float().flatten()
+    z1, z2 = (torch.as_tensor(e).float().flatten() for e in (z1, z2))
+    if isinstance(steps, int): a = torch.linspace(0, 1, steps)
+    else: a = torch.as_tensor(steps).float().flatten()
     a = a.to(z1.device)[:, None]
     if method == 'linear': return (1 - a)*z1 + a*z2
-    if method != 'slerp': raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
-    return slerp(z1, z2, a)   # `vae_book.core.slerp`: White 2016, with the length moved linearly
+    if method != 'slerp':
+        raise ValueError(f"method must be 'linear' or 'slerp', got {method!r}")
+    return slerp(z1, z2, a)   # `vae_book.core.slerp`: White 2016, length moved linearly
 
 def plot_interpolation(model:nn.Module, x1:Tensor, x2:Tensor, # two images
                        steps:int=8, method:str='linear', # see `interpolate_latent`
@@ -236,84 +129,76 @@ def plot_interpolation(model:nn.Module, x1:Tensor, x2:Tensor, # two images
     a = torch.linspace(0, 1, steps)
     imgs = decode(model, interpolate_latent(mu[0], mu[1], a, method))
     titles = [f'α={t:.2f}' for t in a.tolist()]
-    if show_ends: imgs, titles = torch.cat([x1[None].cpu(), imgs, x2[None].cpu()]), ['x₁', *titles, 'x₂']
+    if show_ends:
+        imgs = torch.cat([x1[None].cpu(), imgs, x2[None].cpu()])
+        titles = ['x₁', *titles, 'x₂']
     return plot_images(imgs, ncols=len(imgs), titles=titles, title=title)
-
-# %% ../nbs/00c_viz.ipynb #6d6e416d
-def plot_kl_per_dim(usage, # `LatentUsage` (from `latent_usage`) or a (latent_dim,) tensor of KLs
-                    active:Tensor|None=None, # (latent_dim,) bool mask; default from `usage.variance > threshold`
-                    threshold:float=0.01,
-                    sort:bool=False, # order bars by KL, largest first
-                    title:str|None=None,
-                   ) -> go.Figure:
-    "Bars of mean KL (nats) per latent dimension, active units in colour"
-    kl = torch.as_tensor(getattr(usage, 'kl_per_dim', usage)).detach().float().cpu().flatten()
-    if active is None and hasattr(usage, 'variance'): active = torch.as_tensor(usage.variance).cpu() > threshold
-    active = torch.ones(len(kl), dtype=torch.bool) if active is None else torch.as_tensor(active).bool().cpu()
-    order = kl.argsort(descending=True) if sort else torch.arange(len(kl))
-    names = [f'z[{i}]' for i in order.tolist()]
-    fig = go.Figure()
-    for flag, name, colour in ((True, 'active', qualitative.Plotly[0]), (False, 'inactive', '#bbbbbb')):
-        m = active[order] == flag
-        if m.any():
-            fig.add_trace(go.Bar(x=[n for n, k in zip(names, m.tolist()) if k], y=kl[order][m].numpy(), name=name,
-                                 marker_color=colour))
-    fig.update_layout(title=title, xaxis=dict(title='latent dimension', categoryorder='array', categoryarray=names),
-                      yaxis_title='mean KL (nats)', width=720, height=360, barmode='overlay')
-    return fig
-
-# %% ../nbs/00c_viz.ipynb #922ee5f4
-def plot_history(hist:Sequence[dict], # a `History` (or any list of per-epoch dicts)
-                 keys:Sequence[str]|None=None, # which columns (default: every train_/valid_ number)
-                 title:str|None=None,
-                 log_y:bool=False,
-                ) -> go.Figure:
-    "Training curves, one trace per metric"
-    if not len(hist): raise ValueError("the history is empty")
-    if keys is None:
-        keys = [k for k in dict.fromkeys(k for r in hist for k in r)
-                if k.startswith(('train_', 'valid_', 'test_')) and isinstance(hist[0].get(k), (int, float))]
-    missing = [k for k in keys if all(k not in r for r in hist)]
-    if missing: raise KeyError(f"no column {missing} in the history; it has {sorted({k for r in hist for k in r})}")
-    xs = [r.get('epoch', i + 1) for i, r in enumerate(hist)]
-    metric = lambda k: k.split('_', 1)[1] if '_' in k else k
-    colour = {m: qualitative.Plotly[i % 10] for i, m in enumerate(dict.fromkeys(map(metric, keys)))}
-    fig = go.Figure()
-    for k in keys:
-        fig.add_trace(go.Scatter(x=xs, y=[r.get(k) for r in hist], name=k, mode='lines+markers',
-                                 line=dict(color=colour[metric(k)], dash='dash' if k.startswith('valid_') else 'solid')))
-    fig.update_layout(title=title, xaxis_title='epoch', yaxis_title='value', width=720, height=400,
-                      yaxis_type='log' if log_y else 'linear')
-    return fig
 
 # %% ../nbs/00c_viz.ipynb #763d6d1a
 def _anim_args(name, duration=0):
-    return [[name], dict(mode='immediate', frame=dict(duration=duration, redraw=True), transition=dict(duration=0))]
+    return [[name], dict(mode='immediate', frame=dict(duration=duration, redraw=True),
+                         transition=dict(duration=0))]
 
-def _slider(names:Sequence[str], labels:Sequence[str], prefix:str, active:int=0) -> dict:
-    return dict(active=active, currentvalue=dict(prefix=prefix), pad=dict(t=30, b=10), len=0.9, x=0.1,
-                steps=[dict(method='animate', label=l, args=_anim_args(n)) for n, l in zip(names, labels)])
+def _slider(names:Sequence[str], labels:Sequence[str], prefix:str,
+            active:int=0) -> dict:
+    steps = [dict(method='animate', label=l, args=_anim_args(n))
+             for n, l in zip(names, labels)]
+    return dict(active=active, currentvalue=dict(prefix=prefix), pad=dict(t=30, b=10),
+                len=0.9, x=0.1, steps=steps)
 
 def _play_button(frame_ms:int=120) -> dict:
-    return dict(type='buttons', showactive=False, x=0.0, y=0, xanchor='left', yanchor='top', pad=dict(t=45),
-                buttons=[dict(label='▶', method='animate',
-                              args=[None, dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True,
-                                               transition=dict(duration=0))]),
+    play = dict(frame=dict(duration=frame_ms, redraw=True), fromcurrent=True,
+                transition=dict(duration=0))
+    return dict(type='buttons', showactive=False, x=0.0, y=0, xanchor='left',
+                yanchor='top', pad=dict(t=45),
+                buttons=[dict(label='▶', method='animate', args=[None, play]),
                          dict(label='❚❚', method='animate', args=_anim_args(None))])
 
 def _path_plane(z_path:Tensor, z_bg:Tensor|None):
-    "2-D coordinates for a latent path (and background codes): as is for D=2, else PCA of the background"
-    if z_path.shape[1] == 2: return z_path.numpy(), None if z_bg is None else z_bg.numpy(), ('z[0]', 'z[1]')
+    "Plane coordinates of a latent path (and background codes): as is for D=2, else PCA"
+    if z_path.shape[1] == 2:
+        return z_path.numpy(), None if z_bg is None else z_bg.numpy(), ('z[0]', 'z[1]')
     ref = z_bg if z_bg is not None else z_path
     _, axes, mean, r = pca_2d(ref)
     proj = lambda z: ((z.numpy().astype(np.float64) - mean) @ axes).astype(np.float32)
-    return proj(z_path), None if z_bg is None else proj(z_bg), (f'PC1 ({r[0]:.0%})', f'PC2 ({r[1]:.0%})')
+    labels = f'PC1 ({r[0]:.0%})', f'PC2 ({r[1]:.0%})'
+    return proj(z_path), None if z_bg is None else proj(z_bg), labels
+
+# %% ../nbs/00c_viz.ipynb #4b7e9d30
+def _add_background(fig, bg:np.ndarray, y_bg, classes, **pos):
+    "Faint background codes `bg` (N, 2), one trace per class of `y_bg`"
+    y_bg = None if y_bg is None else torch.as_tensor(y_bg).cpu().long()
+    groups = _class_groups(y_bg, len(bg))
+    names = _class_names(classes, [c for c, _ in groups if c is not None])
+    for c, m in groups:
+        colour = '#999' if c is None else qualitative.Plotly[c % 10]
+        fig.add_trace(go.Scatter(x=bg[m, 0], y=bg[m, 1], mode='markers',
+                                 name='codes' if c is None else names[c],
+                                 marker=dict(size=3, opacity=0.35, color=colour),
+                                 hoverinfo='name'), **pos)
+
+def _add_path(fig, p:np.ndarray, **pos) -> int:
+    "The path `p` (K, 2), its two ends, and a star on its start; the star's trace index"
+    fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode='lines+markers', name='path',
+                             line=dict(color='black'),
+                             marker=dict(size=4, color='black')), **pos)
+    ends = dict(size=9, color='black', symbol='square')
+    fig.add_trace(go.Scatter(x=p[[0, -1], 0], y=p[[0, -1], 1], mode='markers+text',
+                             text=['x₁', 'x₂'], textposition='top center', name='ends',
+                             marker=ends, showlegend=False), **pos)
+    star = dict(size=16, color='crimson', symbol='star',
+                line=dict(width=1, color='white'))
+    fig.add_trace(go.Scatter(x=p[:1, 0], y=p[:1, 1], mode='markers', name='z(α)',
+                             marker=star), **pos)
+    return len(fig.data) - 1
 
 # %% ../nbs/00c_viz.ipynb #887a4ad8
 def interpolation_slider_figure(model:nn.Module, x1:Tensor, x2:Tensor, # two images
-                                steps:int=11, method:str='linear', # see `interpolate_latent`
-                                z_bg:Tensor|None=None, y_bg:Tensor|None=None, # background codes and labels
-                                classes:Sequence[str]|None=None, # label names for the legend
+                                steps:int=11, # number of frames, α from 0 to 1
+                                method:str='linear', # see `interpolate_latent`
+                                z_bg:Tensor|None=None, # background codes
+                                y_bg:Tensor|None=None, # their labels
+                                classes:Sequence[str]|None=None, # names for the legend
                                 max_bg:int=1500, # at most this many background points
                                 title:str|None=None,
                                ) -> go.Figure:
@@ -321,53 +206,45 @@ def interpolation_slider_figure(model:nn.Module, x1:Tensor, x2:Tensor, # two ima
     mu = encode_mean(model, torch.stack([x1, x2]))
     a = torch.linspace(0, 1, steps); path = interpolate_latent(mu[0], mu[1], a, method)
     imgs = to_images(decode(model, path))
-    if z_bg is not None and len(z_bg) > max_bg:
-        keep = torch.randperm(len(z_bg), generator=torch.Generator().manual_seed(0))[:max_bg]
-        z_bg, y_bg = z_bg[keep], None if y_bg is None else y_bg[keep]
-    p, bg, (lx, ly) = _path_plane(path, None if z_bg is None else torch.as_tensor(z_bg).float().cpu())
+    if z_bg is not None: z_bg, y_bg = _subsample(z_bg, y_bg, max_bg)
+    bg = None if z_bg is None else torch.as_tensor(z_bg).float().cpu()
+    p, bg, (lx, ly) = _path_plane(path, bg)
     fig = make_subplots(1, 2, column_widths=[0.4, 0.6], horizontal_spacing=0.08,
                         subplot_titles=('decoded image', 'path in latent space'))
     fig.add_trace(_image_trace(imgs[0]), 1, 1)
-    if bg is not None:
-        y_bg = None if y_bg is None else torch.as_tensor(y_bg).cpu().long()
-        groups = [(None, np.ones(len(bg), bool))] if y_bg is None else [(c, (y_bg == c).numpy()) for c in y_bg.unique().tolist()]
-        names = _class_names(classes, [c for c, _ in groups if c is not None])
-        for c, m in groups:
-            fig.add_trace(go.Scatter(x=bg[m, 0], y=bg[m, 1], mode='markers', name='codes' if c is None else names[c],
-                                     marker=dict(size=3, opacity=0.35, color='#999' if c is None else qualitative.Plotly[c % 10]),
-                                     hoverinfo='name'), 1, 2)
-    fig.add_trace(go.Scatter(x=p[:, 0], y=p[:, 1], mode='lines+markers', name='path', line=dict(color='black'),
-                             marker=dict(size=4, color='black')), 1, 2)
-    fig.add_trace(go.Scatter(x=p[[0, -1], 0], y=p[[0, -1], 1], mode='markers+text', text=['x₁', 'x₂'],
-                             textposition='top center', name='ends', marker=dict(size=9, color='black', symbol='square'),
-                             showlegend=False), 1, 2)
-    cur = len(fig.data)
-    fig.add_trace(go.Scatter(x=p[:1, 0], y=p[:1, 1], mode='markers', name='z(α)',
-                             marker=dict(size=16, color='crimson', symbol='star', line=dict(width=1, color='white'))), 1, 2)
+    if bg is not None: _add_background(fig, bg, y_bg, classes, row=1, col=2)
+    cur = _add_path(fig, p, row=1, col=2)
     names = [f'a{i}' for i in range(steps)]
-    fig.frames = [go.Frame(name=n, traces=[0, cur], data=[_image_trace(im), go.Scatter(x=p[i:i+1, 0], y=p[i:i+1, 1])])
+    point = lambda i: go.Scatter(x=p[i:i+1, 0], y=p[i:i+1, 1])
+    fig.frames = [go.Frame(name=n, traces=[0, cur], data=[_image_trace(im), point(i)])
                   for i, (n, im) in enumerate(zip(names, imgs))]
-    fig.update_layout(title=title, width=900, height=470, margin=dict(t=70 if title else 40, b=20),
-                      sliders=[_slider(names, [f'{t:.2f}' for t in a.tolist()], 'α = ')],
-                      updatemenus=[_play_button()], legend=dict(itemsizing='constant', font=dict(size=10)))
-    fig.update_xaxes(visible=False, row=1, col=1); fig.update_yaxes(visible=False, row=1, col=1)
+    alphas = [f'{t:.2f}' for t in a.tolist()]
+    fig.update_layout(title=title, width=900, height=470,
+                      margin=dict(t=70 if title else 40, b=20),
+                      sliders=[_slider(names, alphas, 'α = ')],
+                      updatemenus=[_play_button()],
+                      legend=dict(itemsizing='constant', font=dict(size=10)))
+    _hide_axes(fig, row=1, col=1)
     fig.update_xaxes(title=lx, row=1, col=2); fig.update_yaxes(title=ly, row=1, col=2)
     return fig
 
 # %% ../nbs/00c_viz.ipynb #1fc7ffbf
 def traversal_slider_figure(model:nn.Module,
-                            z0:Tensor|None=None, # the code to start from (default: 0, the prior mean)
-                            dims:Sequence[int]|None=None, # dimensions to traverse (default: the first 10)
-                            values:Sequence[float]|Tensor|None=None, # slider values (default -3..3, 13 steps)
+                            z0:Tensor|None=None, # the code to start from (default 0)
+                            dims:Sequence[int]|None=None, # default: the first 10
+                            values:Sequence[float]|Tensor|None=None, # default -3..3, 13
                             y=None, # label for conditional decoders
                             title:str|None=None,
                            ) -> go.Figure:
     "One panel per latent dimension: that dimension set to the slider's value, decoded"
     D = _latent_dim(model, z0)
-    z0 = torch.zeros(D) if z0 is None else torch.as_tensor(z0, dtype=torch.float32).flatten().cpu()
+    if z0 is None: z0 = torch.zeros(D)
+    else: z0 = torch.as_tensor(z0, dtype=torch.float32).flatten().cpu()
     dims = list(range(min(D, 10))) if dims is None else list(dims)
-    if not dims or any(not 0 <= d < D for d in dims): raise ValueError(f"dims must be in [0, {D}), got {dims}")
-    values = torch.linspace(-3, 3, 13) if values is None else torch.as_tensor(values, dtype=torch.float32)
+    if not dims or any(not 0 <= d < D for d in dims):
+        raise ValueError(f"dims must be in [0, {D}), got {dims}")
+    if values is None: values = torch.linspace(-3, 3, 13)
+    else: values = torch.as_tensor(values, dtype=torch.float32)
     z = z0.repeat(len(values), len(dims), 1)                       # (V, K, D)
     for k, d in enumerate(dims): z[:, k, d] = values
     flat = to_images(decode(model, z.flatten(0, 1), y))          # (V*K, H, W)
@@ -377,28 +254,34 @@ def traversal_slider_figure(model:nn.Module,
     fig = plot_images(imgs[start], ncols=len(dims), titles=titles, title=title)
     canv = lambda i: tile(imgs[i], len(dims), pad_top=9)
     names = [f'v{i}' for i in range(len(values))]
-    fig.frames = [go.Frame(name=n, traces=[0], data=[_image_trace(canv(i))]) for i, n in enumerate(names)]
-    fig.update_layout(sliders=[_slider(names, [f'{v:+.1f}' for v in values.tolist()], 'value = ', start)],
+    fig.frames = [go.Frame(name=n, traces=[0], data=[_image_trace(canv(i))])
+                  for i, n in enumerate(names)]
+    labels = [f'{v:+.1f}' for v in values.tolist()]
+    fig.update_layout(sliders=[_slider(names, labels, 'value = ', start)],
                       updatemenus=[_play_button(150)], height=fig.layout.height + 110,
                       margin=dict(b=100), width=max(fig.layout.width, 520))
     return fig
 
 # %% ../nbs/00c_viz.ipynb #fa5ddbf8
 def class_slider_figure(model:nn.Module, # has `decode(z, y)` with integer labels `y`
-                        classes:Sequence[str]|int, # label names, or the number of classes
+                        classes:Sequence[str]|int, # label names, or how many classes
                         n:int=8, # codes shown per class
-                        z:Tensor|None=None, # (n, latent_dim) codes (default: drawn from the prior)
+                        z:Tensor|None=None, # (n, latent_dim) (default: prior draws)
                         seed:int=0, # seeds the default codes
                         title:str|None=None,
                        ) -> go.Figure:
     "The same `n` codes decoded under each class, one precomputed frame per class"
-    names_ = [str(c) for c in range(classes)] if isinstance(classes, int) else list(classes)
+    if isinstance(classes, int): names_ = [str(c) for c in range(classes)]
+    else: names_ = list(classes)
     D = _latent_dim(model, z)
-    z = torch.randn(n, D, generator=torch.Generator().manual_seed(seed)) if z is None else torch.as_tensor(z).float().cpu()
+    if z is None: z = torch.randn(n, D, generator=torch.Generator().manual_seed(seed))
+    else: z = torch.as_tensor(z).float().cpu()
     imgs = [to_images(decode(model, z, c)) for c in range(len(names_))]
     fig = plot_images(imgs[0], ncols=len(z), title=title)
     names = [f'c{c}' for c in range(len(names_))]
-    fig.frames = [go.Frame(name=nm, traces=[0], data=[_image_trace(tile(im, len(z)))]) for nm, im in zip(names, imgs)]
-    fig.update_layout(sliders=[_slider(names, names_, 'class: ')], updatemenus=[_play_button(400)],
-                      height=fig.layout.height + 110, margin=dict(b=100), width=max(fig.layout.width, 520))
+    fig.frames = [go.Frame(name=nm, traces=[0], data=[_image_trace(tile(im, len(z)))])
+                  for nm, im in zip(names, imgs)]
+    fig.update_layout(sliders=[_slider(names, names_, 'class: ')],
+                      updatemenus=[_play_button(400)], height=fig.layout.height + 110,
+                      margin=dict(b=100), width=max(fig.layout.width, 520))
     return fig

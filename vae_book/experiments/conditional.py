@@ -1,8 +1,9 @@
 """What chapter 7 measures a conditional VAE with: the judge that names the class of a sample, and the importance-sampled likelihood with labels.
 
-`get_judge(name)` returns the classifier that judges samples of a dataset: the shipped `lenet_<name>`,
-else one trained here. `conditional_iw_nll(model, loader)` is `iw_nll` for a model with
-`log_weights(x, k, y)`: −log p(x|y) under each example's label, or −log p(x) with `marginal=True`.
+`get_judge(name)` returns the classifier that judges samples of a dataset: the shipped
+`lenet_<name>`, else one trained here. `conditional_iw_nll(model, loader)` is `iw_nll`
+for a model with `log_weights(x, k, y)`: −log p(x|y) under each example's label, or
+−log p(x) with `marginal=True`.
 
 Docs: https://vae-book.github.io/vae-book/experiments_conditional.html.md"""
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import nn
+from ..core import model_device
 from ..data import get_data
 from ..metrics import default_max_elems, iw_nll
 from ..models.lenet import LeNet, lenet
@@ -51,6 +53,6 @@ def conditional_iw_nll(model:nn.Module, # has `log_weights(x, k, y)` and `n_clas
     def log_weights(x, y, k):
         return torch.cat([model.log_weights(x, k, torch.full_like(y, c))
                           for c in range(C)]) - math.log(C)          # (C*k, B)
-    cap = kwargs.get('max_elems') or default_max_elems(next(model.parameters()).device)
+    cap = kwargs.get('max_elems') or default_max_elems(model_device(model))
     kwargs['max_elems'] = max(1, cap//C)
     return iw_nll(model, loader, k, log_weights=log_weights, **kwargs)

@@ -1,9 +1,10 @@
 """What chapter 8 runs on its encoders: three VAEs of similar size trained and scored alike, the table of the results, and the attention maps of the transformer.
 
-`comparison_models()` builds MLP, convolutional and ViT VAEs of similar size; `compare_vaes` trains each
-with one `TrainConfig` and scores it (−ELBO, IW-NLL, FD-LeNet, time); `summarize_runs` averages several
-seeds and `results_table` prints rows as markdown; `plot_patch_attention` shows the ViT encoder's
-CLS attention per layer and rolled out.
+`comparison_models()` builds MLP, convolutional and ViT VAEs of similar size;
+`compare_vaes` trains each with one `TrainConfig` and scores it (−ELBO, IW-NLL,
+FD-LeNet, time); `summarize_runs` averages several seeds and `results_table` prints rows
+as markdown; `plot_patch_attention` shows the ViT encoder's CLS attention per layer and
+rolled out.
 
 Docs: https://vae-book.github.io/vae-book/experiments_encoders.html.md"""
 
@@ -16,7 +17,7 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import nn, Tensor
-from ..core import evaluating, set_seed
+from ..core import evaluating, model_device, set_seed
 from ..data import Data, TensorLoader
 from ..metrics import iw_nll, fd_lenet
 from ..models.encoders import (ViTEncoder, as_images, conv_vae, patch_attention,
@@ -116,7 +117,7 @@ def plot_patch_attention(encoder:ViTEncoder, # with `pool='cls'`
                          x:Tensor, # one image `(1, 28, 28)` or `(784,)`
                          title:str|None=None) -> go.Figure:
     "The image, then the CLS token's attention over patches per layer and rolled out"
-    dev = next(encoder.parameters()).device
+    dev = model_device(encoder)
     x = as_images(x.reshape(1, -1), encoder.patch.in_shape).to(dev)
     with evaluating(encoder):
         per_layer = patch_attention(encoder, x)[0].cpu()              # (depth, gh, gw)

@@ -1,9 +1,9 @@
 """The drivers behind chapter 9: watch a run with the LeNet judge, score samples, and train and compare the VAE, the GANs and the VAE-GAN over seeds.
 
-Drivers for chapter 9: `sample_monitor` (FD-LeNet and class coverage during training), `hop`,
-`worst_setback`, `trend_to_noise` and `loss_tracks_fd` (stability numbers), `sharpness` and
-`checkerboard`, `score_model`, `contenders`, `run_comparison`, `seed_summary` and the tables and plots
-of the comparison.
+Drivers for chapter 9: `sample_monitor` (FD-LeNet and class coverage during training),
+`hop`, `worst_setback`, `trend_to_noise` and `loss_tracks_fd` (stability numbers),
+`sharpness` and `checkerboard`, `score_model`, `contenders`, `run_comparison`,
+`seed_summary` and the tables and plots of the comparison.
 
 Docs: https://vae-book.github.io/vae-book/experiments_gan.html.md"""
 
@@ -19,10 +19,12 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from ..core import evaluating, get_device, set_seed
+from ..core import evaluating, get_device, model_device, set_seed
 from ..data import TensorLoader, get_data
 from ..train import fit, fork_rng
-from ..metrics import LeNet, class_coverage, fd_lenet, frechet_distance, iw_nll, pr_lenet
+from ..models.lenet import LeNet
+from ..metrics import (class_coverage, fd_lenet, frechet_distance, iw_nll,
+                              pr_lenet)
 from ..models.encoders import as_images, conv_vae
 from ..models.gan import dcgan, vae_gan
 from .conditional import get_judge
@@ -38,7 +40,7 @@ __all__ = ['COLOURS', 'SUMMARY_KEYS', 'sample_monitor', 'plot_sample_grids', 'pl
 @torch.no_grad()
 def _features(judge:LeNet, x:Tensor, bs:int=1000) -> Tensor:
     "The judge's penultimate features of `x`, in batches, on the CPU"
-    dev = next(judge.parameters()).device
+    dev = model_device(judge)
     with evaluating(judge):
         return torch.cat([judge.features(b.to(dev)).cpu() for b in x.split(bs)])
 
@@ -51,7 +53,7 @@ def sample_monitor(judge:LeNet, # the classifier that scores samples
     f_real = []  # the real images' features, computed once at the first check
     def monitor(model:nn.Module) -> dict:
         torch.manual_seed(seed)  # inside fit's forked RNG: training is untouched
-        x = model.sample(n, next(model.parameters()).device).float()
+        x = model.sample(n, model_device(model)).float()
         if not f_real: f_real.append(_features(judge, real))
         cov = class_coverage(judge, x)
         return {'fd': frechet_distance(_features(judge, x), f_real[0]),
@@ -60,48 +62,58 @@ def sample_monitor(judge:LeNet, # the classifier that scores samples
     return monitor
 
 # %% ../../nbs/00n_experiments_gan.ipynb #38f7d5fd
-def plot_sample_grids(grids:dict, # title -> images `(N, 1, 28, 28)`, or a PNG data URI of a tiled grid
+def plot_sample_grids(grids:dict, # title -> images `(N, 1, 28, 28)` or a grid's PNG URI
                       ncols:int=6, # images per row
                       title:str|None=None,
                      ) -> go.Figure:
     "Grids of images next to each other, one panel per entry"
-    uris = {k: v if isinstance(v, str) else png_uri(tile(to_images(v), ncols)) for k, v in grids.items()}
-    fig = make_subplots(1, len(uris), subplot_titles=list(uris), horizontal_spacing=0.02)
+    uris = {k: v if isinstance(v, str) else png_uri(tile(to_images(v), ncols))
+            for k, v in grids.items()}
+    fig = make_subplots(1, len(uris), subplot_titles=list(uris),
+                        horizontal_spacing=0.02)
     for i, u in enumerate(uris.values()):
         fig.add_trace(go.Image(source=u, hoverinfo='skip'), 1, i + 1)
     fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, height=300 if title else 270, width=230*len(uris) + 40,
+    fig.update_layout(title=title, height=300 if title else 270,
+                      width=230*len(uris) + 40,
                       margin=dict(l=10, r=10, t=70 if title else 40, b=10))
     return fig
 
 # %% ../../nbs/00n_experiments_gan.ipynb #9f2c41d7
 def _smooth(v:Sequence[float], w:int) -> list[float]:
     "Running mean over the last `w` values"
-    t = torch.tensor(v, dtype=torch.float64); c = torch.cat([torch.zeros(1, dtype=t.dtype), t.cumsum(0)])
+    t = torch.tensor(v, dtype=torch.float64)
+    c = torch.cat([torch.zeros(1, dtype=t.dtype), t.cumsum(0)])
     i = torch.arange(1, len(t) + 1); lo = (i - w).clamp(min=0)
     return ((c[i] - c[lo])/(i - lo)).tolist()
 
 def _thin(v:Sequence, n:int=500) -> tuple[list, list]:
     "At most about `n` evenly spaced (step, value) pairs, so saved figures stay small"
-    k = max(1, math.ceil(len(v)/n)); return list(range(1, len(v) + 1))[::k], list(v)[::k]
+    k = max(1, math.ceil(len(v)/n))
+    return list(range(1, len(v) + 1))[::k], list(v)[::k]
 
 COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b']
 
 def plot_step_losses(curves:dict, # panel title -> {trace name: per-step values}
                      smooth:int=20, # running-mean window, in stored values
                      title:str|None=None,
-                     strides:dict|None=None, # panel title -> steps between stored values (default 1)
+                     strides:dict|None=None, # panel -> steps per stored value, else 1
                     ) -> go.Figure:
     "Per-step losses, one panel per model: raw (thin) and a running mean (thick)"
-    fig = make_subplots(1, len(curves), subplot_titles=list(curves), horizontal_spacing=0.07)
+    fig = make_subplots(1, len(curves), subplot_titles=list(curves),
+                        horizontal_spacing=0.07)
     for i, (panel, traces) in enumerate(curves.items()):
         s = (strides or {}).get(panel, 1)
         for j, (k, v) in enumerate(traces.items()):
             c, name = COLOURS[j % len(COLOURS)], f'{panel}: {k}'
-            for vals, width, op, show in ((v, 1, 0.35, False), (_smooth(v, smooth), 2.5, 1., True)):
-                x, y = _thin(vals); x, y = [s*t for t in x], [float(f'{v:.4g}') for v in y]
-                fig.add_trace(go.Scatter(x=x, y=y, name=name, legendgroup=name, showlegend=show,
-                                         line=dict(color=c, width=width), opacity=op), 1, i + 1)
+            raw, smoothed = (v, 1, 0.35, False), (_smooth(v, smooth), 2.5, 1., True)
+            for vals, width, op, show in (raw, smoothed):
+                x, y = _thin(vals)
+                x, y = [s*t for t in x], [float(f'{v:.4g}') for v in y]
+                fig.add_trace(go.Scatter(x=x, y=y, name=name, legendgroup=name,
+                                         showlegend=show,
+                                         line=dict(color=c, width=width), opacity=op),
+                              1, i + 1)
         fig.update_xaxes(title_text='step', row=1, col=i + 1)
     fig.update_yaxes(title_text='nats per example', row=1, col=1)
     fig.update_layout(title=title, height=380, width=min(1100, 380*len(curves) + 200))
@@ -109,15 +121,16 @@ def plot_step_losses(curves:dict, # panel title -> {trace name: per-step values}
 
 # %% ../../nbs/00n_experiments_gan.ipynb #02593d6a
 def trend_to_noise(v:Sequence[float]) -> float:
-    "Drop of the mean from the first to the last quarter of `v`, over the median |step-to-step change|"
+    "First-to-last-quarter drop of `v`'s mean over its median |step-to-step change|"
     t = torch.tensor(v, dtype=torch.float64); q = max(1, len(t)//4)
-    return ((t[:q].mean() - t[-q:].mean())/t.diff().abs().median().clamp(min=1e-12)).item()
+    noise = t.diff().abs().median().clamp(min=1e-12)
+    return ((t[:q].mean() - t[-q:].mean())/noise).item()
 
 # %% ../../nbs/00n_experiments_gan.ipynb #b617ac79
 def hop(monitor:list[dict], # `History.monitor`
         start:float=0.5, # skip this fraction of the checks
        ) -> float:
-    "Mean total-variation distance between consecutive class histograms of the monitor's checks"
+    "Mean total-variation distance between the class histograms of consecutive checks"
     f = torch.tensor([m['frac'] for m in monitor], dtype=torch.float64)
     f = f[int(start*(len(f) - 1)):]
     return (0.5*(f[1:] - f[:-1]).abs().sum(1)).mean().item() if len(f) > 1 else 0.0
@@ -126,40 +139,50 @@ def loss_tracks_fd(loss:Sequence[float], # per-step losses (every `stride`-th st
                    monitor:list[dict], # `History.monitor`: FD-LeNet at given steps
                    stride:int=1, # steps between the kept losses
                   ) -> float:
-    "Spearman correlation of a loss's mean between consecutive checks with the FD-LeNet at the later check"
+    "Spearman correlation of mean loss between checks with the later check's FD-LeNet"
     t, steps = torch.tensor(loss, dtype=torch.float64), [m['step'] for m in monitor]
-    l = [t[a//stride:max(b//stride, a//stride + 1)].mean().item() for a, b in zip(steps[:-1], steps[1:])]
-    if len(l) < 3: raise ValueError(f"need at least 4 checks to correlate, got {len(monitor)}")
+    l = [t[a//stride:max(b//stride, a//stride + 1)].mean().item()
+         for a, b in zip(steps[:-1], steps[1:])]
+    if len(l) < 3:
+        raise ValueError(f"need at least 4 checks to correlate, got {len(monitor)}")
     rank = lambda v: torch.tensor(v, dtype=torch.float64).argsort().argsort().double()
-    return torch.corrcoef(torch.stack([rank(l), rank([m['fd'] for m in monitor[1:]])]))[0, 1].item()
+    fd = [m['fd'] for m in monitor[1:]]
+    return torch.corrcoef(torch.stack([rank(l), rank(fd)]))[0, 1].item()
 
+# %% ../../nbs/00n_experiments_gan.ipynb #c2689f8b
 def plot_monitor(monitors:dict, # model name -> `History.monitor`
                  title:str|None=None,
                 ) -> go.Figure:
     "FD-LeNet and class-coverage entropy of each model's samples over training"
-    fig = make_subplots(1, 2, subplot_titles=['FD-LeNet (lower is better)', 'coverage entropy (nats)'])
+    fig = make_subplots(1, 2, subplot_titles=['FD-LeNet (lower is better)',
+                                              'coverage entropy (nats)'])
     for i, (k, m) in enumerate(monitors.items()):
         ep = [r['epoch'] for r in m]
         for col, key in ((1, 'fd'), (2, 'entropy')):
-            fig.add_trace(go.Scatter(x=ep, y=[r[key] for r in m], name=k, legendgroup=k, showlegend=col == 1,
+            fig.add_trace(go.Scatter(x=ep, y=[r[key] for r in m], name=k, legendgroup=k,
+                                     showlegend=col == 1,
                                      mode='lines+markers', marker=dict(size=4),
-                                     line=dict(color=COLOURS[i % len(COLOURS)])), 1, col)
+                                     line=dict(color=COLOURS[i % len(COLOURS)])),
+                          1, col)
     fig.add_hline(y=math.log(10), line_dash='dot', line_color='grey', row=1, col=2,
                   annotation_text='log 10', annotation_position='bottom right')
     fig.update_xaxes(title_text='epoch'); fig.update_yaxes(type='log', row=1, col=1)
     fig.update_layout(title=title, height=380, width=900)
     return fig
 
+# %% ../../nbs/00n_experiments_gan.ipynb #7e05e831
 def plot_class_histograms(monitors:dict, # model name -> `History.monitor`
                           classes:Sequence[str]|None=None, # class names
                           title:str|None=None,
                          ) -> go.Figure:
-    "Each model's class histogram of samples at every check, as a heatmap (classes x epoch)"
-    fig = make_subplots(1, len(monitors), subplot_titles=list(monitors), horizontal_spacing=0.04)
+    "Each model's class histogram of samples at each check: a heatmap (classes x epoch)"
+    fig = make_subplots(1, len(monitors), subplot_titles=list(monitors),
+                        horizontal_spacing=0.04)
     for i, m in enumerate(monitors.values()):
         f = torch.tensor([r['frac'] for r in m]).T  # (n_classes, checks)
         ys = list(classes) if classes is not None else [str(c) for c in range(len(f))]
-        fig.add_trace(go.Heatmap(z=f.numpy(), x=[round(r['epoch'], 2) for r in m], y=ys, zmin=0, zmax=1,
+        epochs = [round(r['epoch'], 2) for r in m]
+        fig.add_trace(go.Heatmap(z=f.numpy(), x=epochs, y=ys, zmin=0, zmax=1,
                                  colorscale='Viridis', showscale=i == len(monitors) - 1,
                                  colorbar=dict(title='share')), 1, i + 1)
         fig.update_xaxes(title_text='epoch', row=1, col=i + 1)
@@ -173,22 +196,24 @@ class Sharpness(NamedTuple):
     gradient: float   # mean over images of the mean Sobel gradient magnitude
 
 def sharpness(x:Tensor) -> Sharpness:
-    "Variance-of-Laplacian and gradient-magnitude sharpness of images `x`, averaged over the batch"
+    "Sharpness of images `x`: Laplacian variance and gradient magnitude, batch-averaged"
     x = as_images(x, who='sharpness').float()
     k = lambda rows: torch.tensor(rows, device=x.device).view(1, 1, 3, 3)
-    lap = k([[0., 1, 0], [1, -4, 1], [0, 1, 0]]); sx = k([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    lap = k([[0., 1, 0], [1, -4, 1], [0, 1, 0]])
+    sx = k([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]])
     gx, gy = F.conv2d(x, sx), F.conv2d(x, sx.transpose(2, 3))
     return Sharpness(F.conv2d(x, lap).flatten(1).var(1).mean().item(),
                      (gx.pow(2) + gy.pow(2)).sqrt().flatten(1).mean(1).mean().item())
 
 def checkerboard(x:Tensor) -> float:
-    "Strength of a 2-pixel pattern locked to the pixel grid, relative to mean brightness"
+    "Strength of a grid-locked 2-pixel pattern, relative to mean brightness"
     x = as_images(x, who='checkerboard').float()
     i, j = torch.arange(28, device=x.device)[:, None], torch.arange(28, device=x.device)
     waves = torch.stack([(-1.)**i + 0*j, (-1.)**j + 0*i, (-1.)**(i + j)])  # (3, 28, 28)
     bright = x.mean((1, 2, 3)).clamp(min=1e-6)[:, None]                     # (B, 1)
     c = (x[:, 0, None]*waves).mean((2, 3))/bright                           # (B, 3)
-    return c.mean(0).norm().item()  # signed mean over images: only a grid-locked pattern adds up
+    # signed mean over images: only a grid-locked pattern adds up
+    return c.mean(0).norm().item()
 
 # %% ../../nbs/00n_experiments_gan.ipynb #e39ef5ec
 @torch.no_grad()
@@ -199,24 +224,29 @@ def score_model(model:nn.Module|None, # has `sample(n, device)`; None scores `x`
                 seed:int=0, # fixes the samples
                 nll_data=None, # binarized test batches for `iw_nll`; None skips the NLL
                 k:int=1000, # importance samples for the NLL
-                x:Tensor|None=None, # images to score instead of samples (e.g. real ones)
+                x:Tensor|None=None, # images to score instead of samples (e.g. real)
                ) -> dict:
-    "FD-LeNet, precision/recall, coverage, sharpness, checkerboard; the NLL if it has one"
+    "FD-LeNet, precision/recall, coverage, sharpness, checkerboard; NLL if it has one"
     if x is None:
-        dev = next(model.parameters()).device
-        with fork_rng(dev): torch.manual_seed(seed); x = model.sample(n, dev).float().cpu()
+        dev = model_device(model)
+        with fork_rng(dev):
+            torch.manual_seed(seed); x = model.sample(n, dev).float().cpu()
     cov, sh, pr = class_coverage(judge, x), sharpness(x), pr_lenet(judge, real, x)
     row = {'fd_lenet': fd_lenet(judge, x, real), 'precision': pr.precision,
            'recall': pr.recall, 'covered': cov.covered, 'entropy': cov.entropy,
-           'laplacian': sh.laplacian, 'gradient': sh.gradient, 'checkerboard': checkerboard(x)}
-    if model is not None and nll_data is not None and callable(getattr(model, 'log_weights', None)):
-        with fork_rng(next(model.parameters()).device):
-            torch.manual_seed(seed); row['nll'] = iw_nll(model, nll_data, k=k, progress=False)
+           'laplacian': sh.laplacian, 'gradient': sh.gradient,
+           'checkerboard': checkerboard(x)}
+    has_nll = callable(getattr(model, 'log_weights', None))
+    if model is not None and nll_data is not None and has_nll:
+        with fork_rng(model_device(model)):
+            torch.manual_seed(seed)
+            row['nll'] = iw_nll(model, nll_data, k=k, progress=False)
         row['nll_note'] = getattr(model, 'nll_note', '')
     return row
 
+# %% ../../nbs/00n_experiments_gan.ipynb #b0984c6c
 def comparison_table(rows:list[dict]) -> str:
-    "Rows of `score_model` (plus 'model', 'train_s') as markdown; † marks a caveated NLL"
+    "`score_model` rows (plus 'model', 'train_s') as markdown; † marks a caveated NLL"
     head = ['model', 'FD-LeNet ↓', 'precision', 'recall', 'classes covered',
             'sharpness (Laplacian var.)', 'checkerboard', 'test NLL (nats)', 'train s']
     lines, notes = ['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)], []
@@ -224,7 +254,8 @@ def comparison_table(rows:list[dict]) -> str:
         nll = '—' if r.get('real') else 'undefined: no density'
         if 'nll' in r:
             nll = f"{r['nll']:.1f}"
-            if r.get('nll_note'): nll += '†'; notes.append(f"† {r['model']}: {r['nll_note']}.")
+            if r.get('nll_note'):
+                nll += '†'; notes.append(f"† {r['model']}: {r['nll_note']}.")
         t = f"{r['train_s']:.0f}" if 'train_s' in r else '—'
         lines.append(f"| {r['model']} | {r['fd_lenet']:.1f} | {r['precision']:.2f} | "
                      f"{r['recall']:.2f} | {r['covered']}/10 | {r['laplacian']:.4f} | "
@@ -234,17 +265,44 @@ def comparison_table(rows:list[dict]) -> str:
 # %% ../../nbs/00n_experiments_gan.ipynb #49a83a5f
 class Contender(NamedTuple):
     make: Callable         # builds the model
-    binarize: str|None     # the training data, as in `get_data`: 'dynamic' or None (grey levels)
+    binarize: str|None     # training data as in `get_data`: 'dynamic' or None (grey)
     lr: float              # Adam learning rate
 
 def contenders(latent_dim:int=32, channels:int=16) -> dict[str, Contender]:
-    "The models compared in this chapter, with the data and learning rate each trains with"
+    "The chapter's models, with the data and learning rate each trains with"
     return {'VAE': Contender(partial(conv_vae, latent_dim, channels), 'dynamic', 1e-3),
             'GAN': Contender(partial(dcgan, latent_dim, channels), None, 5e-4),
-            'GAN, no batch norm': Contender(partial(dcgan, latent_dim, channels, batchnorm=False), None, 5e-4),
+            'GAN, no batch norm': Contender(partial(dcgan, latent_dim, channels,
+                                                    batchnorm=False), None, 5e-4),
             'VAE-GAN': Contender(partial(vae_gan, latent_dim, channels), None, 1e-3)}
 
 # %% ../../nbs/00n_experiments_gan.ipynb #be7a669b
+def _real_subsets(grey, binary, n_samples:int, n_nll:int):
+    "Fixed random real test and valid images, and binarized test batches for the NLL"
+    perm = lambda n: torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    # random subsets, since a split may be sorted by class
+    real = grey.test.x[perm(len(grey.test.x))[:n_samples]]
+    other = grey.valid.x[perm(len(grey.valid.x))[:n_samples]]
+    sel = perm(len(binary.test.x))[:n_nll]
+    return real, other, TensorLoader(binary.test.x[sel], binary.test.y[sel], 250)
+
+def _record_run(res:dict, m:str, h, model:nn.Module, row:dict, seed:int):
+    "Add contender `m`'s scores, step losses, stability numbers and samples to `res`"
+    keys = [col for col in h.steps[0] if col.endswith('loss')]
+    stride = max(1, math.ceil(len(h.steps)/500))  # keep about 500 steps per curve
+    res['rows'].append(row); res['monitor'][m] = h.monitor
+    res['steps'][m] = {'stride': stride,
+                       **{col: h.step_col(col)[::stride] for col in keys}}
+    res['stability'][m] = {
+        'hop': hop(h.monitor),
+        **{f'trend_to_noise {col}': trend_to_noise(h.step_col(col)) for col in keys},
+        **{f'{col} ~ FD': loss_tracks_fd(res['steps'][m][col], h.monitor, stride)
+           for col in keys}}
+    with fork_rng(model_device(model)):
+        torch.manual_seed(seed + 1)
+        res['samples'][m] = png_uri(tile(to_images(model.sample(36).cpu()), 6))
+
+# %% ../../nbs/00n_experiments_gan.ipynb #0e6ca74c
 def run_comparison(name:str='fashion', # dataset
                    epochs:int=10, n_train:int|None=None, batch_size:int=64, seed:int=42,
                    latent_dim:int=32, channels:int=16,
@@ -258,17 +316,12 @@ def run_comparison(name:str='fashion', # dataset
     grey = get_data(name, batch_size=batch_size, binarize=None, n_train=n_train)
     binary = get_data(name, batch_size=batch_size, binarize='dynamic', n_train=n_train)
     judge = (judge or get_judge(name)).to(get_device(device))
-    perm = lambda n: torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    # random subsets, since a split may be sorted by class
-    real = grey.test.x[perm(len(grey.test.x))[:n_samples]]
-    other = grey.valid.x[perm(len(grey.valid.x))[:n_samples]]
-    sel = perm(len(binary.test.x))[:n_nll]
-    nll_data = TensorLoader(binary.test.x[sel], binary.test.y[sel], 250)
+    real, other, nll_data = _real_subsets(grey, binary, n_samples, n_nll)
     mon = sample_monitor(judge, real[:1000], monitor_n)
     cs = contenders(latent_dim, channels); models = list(models or cs)
     res = {'dataset': name, 'epochs': epochs, 'n_train': len(grey.train.x),
            'batch_size': batch_size, 'latent_dim': latent_dim, 'channels': channels,
-           'seed': seed, 'n_samples': len(real), 'k': k, 'n_nll': len(sel),
+           'seed': seed, 'n_samples': len(real), 'k': k, 'n_nll': len(nll_data.x),
            'rows': [{'model': 'real images (valid split)', 'real': True,
                      **score_model(None, judge, real, x=other)}],
            'monitor': {}, 'steps': {}, 'stability': {},
@@ -282,19 +335,7 @@ def run_comparison(name:str='fashion', # dataset
                     monitor=mon, monitor_every=monitor_every)
         row = {'model': m, 'train_s': h.train_time,
                **score_model(model, judge, real, len(real), seed, nll_data, k)}
-        keys = [c_ for c_ in h.steps[0] if c_.endswith('loss')]
-        stride = max(1, math.ceil(len(h.steps)/500))  # keep about 500 steps per curve
-        res['rows'].append(row); res['monitor'][m] = h.monitor
-        res['steps'][m] = {'stride': stride,
-                           **{c_: h.step_col(c_)[::stride] for c_ in keys}}
-        res['stability'][m] = {
-            'hop': hop(h.monitor),
-            **{f'trend_to_noise {c_}': trend_to_noise(h.step_col(c_)) for c_ in keys},
-            **{f'{c_} ~ FD': loss_tracks_fd(res['steps'][m][c_], h.monitor, stride)
-               for c_ in keys}}
-        with fork_rng(next(model.parameters()).device):
-            torch.manual_seed(seed + 1)
-            res['samples'][m] = png_uri(tile(to_images(model.sample(36).cpu()), 6))
+        _record_run(res, m, h, model, row, seed)
         if log: log(f"{name} seed {seed} {m}: {epochs} epochs in {h.train_time:.0f} s; "
                     f"FD-LeNet {row['fd_lenet']:.1f}, precision {row['precision']:.2f},"
                     f" recall {row['recall']:.2f}, covered {row['covered']}/10")
@@ -316,7 +357,8 @@ def seed_summary(runs:list[dict], # `run_comparison` results, one per seed
             for key in SUMMARY_KEYS:
                 v = st.get(key) if key == 'hop' else r.get(key)
                 if v is not None: d.setdefault(key, []).append(float(v))
-    sd = lambda v: torch.tensor(v, dtype=torch.float64).std().item() if len(v) > 1 else 0
+    sd = lambda v: (torch.tensor(v, dtype=torch.float64).std().item()
+                    if len(v) > 1 else 0)
     return {m: {k: {'mean': sum(v)/len(v), 'sd': sd(v), 'values': v}
                 for k, v in d.items()}
             for m, d in vals.items()}

@@ -1,9 +1,10 @@
 """What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its importance-weighted tightening, all checked on a model whose likelihood is exact.
 
-`gaussian_kl(mu, logvar)` is the closed-form KL from a diagonal Gaussian to N(0, I); `elbo_loss(x, x_hat,
-mu, logvar, beta, likelihood, free_bits)` returns an `ELBO(loss, recon, kl)`, the negative ELBO in nats per
-example (β and free bits included). `LinearGaussian`/`ppca` is a model whose exact log-likelihood is
-known (probabilistic PCA), used to check that the ELBO is a lower bound, and `iwae_bound` the
+`gaussian_kl(mu, logvar)` is the closed-form KL from a diagonal Gaussian to N(0, I);
+`elbo_loss(x, x_hat, mu, logvar, beta, likelihood, free_bits)` returns an
+`ELBO(loss, recon, kl)`, the negative ELBO in nats per example (β and free bits
+included). `LinearGaussian`/`ppca` is a model whose exact log-likelihood is known
+(probabilistic PCA), used to check that the ELBO is a lower bound, and `iwae_bound` the
 importance-weighted bound L_k.
 
 Docs: https://vae-book.github.io/vae-book/kl_elbo.html.md"""
@@ -48,7 +49,8 @@ def gaussian_kl(mu:Tensor, # (B, latent_dim) means of q
 def log_prior_ratio(z:Tensor, # (..., latent_dim) codes drawn from q
                     mu:Tensor, logvar:Tensor, # q(z|x), broadcast against z
                    ) -> Tensor: # (...,)
-    "$\\log p(z) - \\log q(z|x)$ for the prior $\\mathcal{N}(0, I)$ and a diagonal Gaussian $q$ (the $\\log 2\\pi$ terms cancel)"
+    "$\\log p(z) - \\log q(z|x)$ for the prior $\\mathcal{N}(0, I)$ and a diagonal $q$"
+    # the log 2*pi terms cancel
     return -0.5*(z.pow(2) - (z - mu).pow(2)*(-logvar).exp() - logvar).sum(-1)
 
 # %% ../../nbs/04_kl_elbo.ipynb #53f062a7
@@ -174,6 +176,7 @@ class LinearGaussian(nn.Module):
         x_mean = self.decoder(z)
         return x_mean + self.sigma2.sqrt()*torch.randn_like(x_mean)
 
+# %% ../../nbs/04_kl_elbo.ipynb #6f0b2e8d
 @register_arch
 def linear_gaussian(in_dim:int=784, latent_dim:int=8) -> LinearGaussian:
     "A `LinearGaussian` (registered, so checkpoints rebuild it by name)"

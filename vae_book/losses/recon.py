@@ -1,11 +1,13 @@
 """Binary cross-entropy and squared error are negative log-likelihoods: where they come from, and what their knobs do.
 
-`bernoulli_nll(logits, x)` and `gaussian_nll(mean, x, logvar)` are the two reconstruction losses of the
-book, written as what they are: negative log-likelihoods, in nats per example, `(B,)`. `bernoulli_nll` takes
-logits, never probabilities, so it stays finite for confident decoders; both check that their inputs have
-the same shape. The models hold likelihood *objects*, `Bernoulli()`, `Gaussian(sigma)` and
-`LearnedGaussian(shape)` (σ learned, shared or per pixel), each with `nll`, `log_px` (per sample, for the
-importance-weighted bounds), `mean` and `sample`; `as_likelihood('bernoulli')` turns a name into one.
+`bernoulli_nll(logits, x)` and `gaussian_nll(mean, x, logvar)` are the two
+reconstruction losses of the book, written as what they are: negative log-likelihoods,
+in nats per example, `(B,)`. `bernoulli_nll` takes logits, never probabilities, so it
+stays finite for confident decoders; both check that their inputs have the same shape.
+The models hold likelihood *objects*, `Bernoulli()`, `Gaussian(sigma)` and
+`LearnedGaussian(shape)` (σ learned, shared or per pixel), each with `nll`, `log_px`
+(per sample, for the importance-weighted bounds), `mean` and `sample`;
+`as_likelihood('bernoulli')` turns a name into one.
 
 Docs: https://vae-book.github.io/vae-book/reconstruction_loss.html.md"""
 
@@ -25,20 +27,22 @@ __all__ = ['LIKELIHOODS', 'bernoulli_nll', 'gaussian_nll', 'Likelihood', 'Bernou
 # %% ../../nbs/03_reconstruction_loss.ipynb #cab8301d
 def _check_pair(pred:Tensor, x:Tensor, what:str):
     if pred.shape != x.shape:
-        raise ValueError(f"{what} has shape {tuple(pred.shape)} but x has shape {tuple(x.shape)}; they "
-                         "must match (broadcasting here silently computes the wrong loss)")
+        raise ValueError(f"{what} has shape {tuple(pred.shape)} but x has shape "
+                         f"{tuple(x.shape)}; they must match "
+                         "(broadcasting here silently computes the wrong loss)")
 
 def bernoulli_nll(logits:Tensor, # decoder output before the sigmoid, shape of `x`
-                  x:Tensor, # targets in [0, 1] (binary, or grey levels as probabilities)
+                  x:Tensor, # targets in [0, 1]: binary, or grey levels as probabilities
                  ) -> Tensor: # (B,) nats per example
-    "$-\\log p(x|z)$ for independent Bernoulli pixels with probabilities `sigmoid(logits)`"
+    "$-\\log p(x|z)$ for independent Bernoulli pixels of probability `sigmoid(logits)`"
     _check_pair(logits, x, 'logits')
-    return F.binary_cross_entropy_with_logits(logits, x, reduction='none').flatten(1).sum(1)
+    nll = F.binary_cross_entropy_with_logits(logits, x, reduction='none')
+    return nll.flatten(1).sum(1)
 
 # %% ../../nbs/03_reconstruction_loss.ipynb #bf5e6d59
 def gaussian_nll(mean:Tensor, # decoder mean, shape of `x`
                  x:Tensor, # targets
-                 logvar:Tensor|float=0.0, # log variance: a float for a fixed sigma, or a tensor
+                 logvar:Tensor|float=0.0, # log variance: float (fixed sigma) or tensor
                 ) -> Tensor: # (B,) nats per example
     "$-\\log \\mathcal{N}(x; \\mu, \\sigma^2)$ summed over dimensions"
     _check_pair(mean, x, 'mean')
@@ -90,8 +94,8 @@ class Gaussian(Likelihood):
         return x_hat + std*torch.randn_like(x_hat)
 
 class LearnedGaussian(Gaussian):
-    "A `Gaussian` whose $\\log\\sigma$ is a parameter: a scalar (`shape=()`) or per pixel"
-    def __init__(self, shape:tuple=(), # (): one shared sigma; the data shape: one per pixel
+    "A `Gaussian` with $\\log\\sigma$ a parameter: a scalar (`shape=()`) or per pixel"
+    def __init__(self, shape:tuple=(), # (): one shared sigma; data shape: one per pixel
                  sigma:float=1.0, # initial value
                  min_sigma:float=1e-2): # floor: constant pixels cannot drive sigma to 0
         super().__init__(sigma)
@@ -104,7 +108,7 @@ class LearnedGaussian(Gaussian):
 # %% ../../nbs/03_reconstruction_loss.ipynb #27a7d8b8
 LIKELIHOODS = ('bernoulli', 'gaussian', 'gaussian_learned', 'gaussian_pixel')
 
-def as_likelihood(likelihood:str|Likelihood='bernoulli', # a name in `LIKELIHOODS`, or one
+def as_likelihood(likelihood:str|Likelihood='bernoulli', # a `LIKELIHOODS` name, or one
                   shape:tuple|None=None, # the data shape, needed by 'gaussian_pixel'
                  ) -> Likelihood:
     "The `Likelihood` a name stands for: the one place where names become objects"
@@ -115,8 +119,7 @@ def as_likelihood(likelihood:str|Likelihood='bernoulli', # a name in `LIKELIHOOD
     make = names.get(likelihood) if isinstance(likelihood, str) else None
     if make is None:
         raise ValueError(f"likelihood must be one of {list(LIKELIHOODS)} or a "
-                         f"Likelihood, "
-                         f"got {likelihood!r}")
+                         f"Likelihood, got {likelihood!r}")
     if likelihood == 'gaussian_pixel' and shape is None:
         raise ValueError("likelihood='gaussian_pixel' needs the data shape, "
                          "e.g. (1, 28, 28)")

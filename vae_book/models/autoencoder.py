@@ -1,9 +1,10 @@
 """An encoder squeezes an image through a few numbers; a decoder rebuilds it: what the bottleneck keeps.
 
-`mlp_autoencoder(latent_dim=...)` builds an `Autoencoder` from the MLP `MLPEncoder`/`MLPDecoder` pair that
-later chapters reuse; `model.loss(batch)` is a reconstruction negative log-likelihood (Bernoulli or
-Gaussian), with optional input noise for a denoising autoencoder. `roc_auc` scores reconstruction error as
-an anomaly detector.
+`mlp_autoencoder(latent_dim=...)` builds an `Autoencoder` from the MLP
+`MLPEncoder`/`MLPDecoder` pair that later chapters reuse; `model.loss(batch)` is a
+reconstruction negative log-likelihood (Bernoulli or Gaussian), with optional input
+noise for a denoising autoencoder. `roc_auc` scores reconstruction error as an anomaly
+detector.
 
 Docs: https://vae-book.github.io/vae-book/bottleneck.html.md"""
 
@@ -15,7 +16,8 @@ import math
 from typing import NamedTuple
 import torch
 from torch import nn, Tensor
-from ..core import DeviceMixin, register_arch, check_float, check_int, check_shape
+from ..core import (DeviceMixin, register_arch, check_float, check_int,
+                           check_shape)
 from ..estimators import Posterior
 from ..losses.recon import Likelihood, as_likelihood
 
@@ -26,8 +28,9 @@ __all__ = ['check_features', 'MLPEncoder', 'MLPDecoder', 'AEOutput', 'AELoss', '
 def check_features(x:Tensor, in_dim:int, who:str='encoder') -> Tensor:
     "Flatten `x` to `(B, in_dim)`, or raise a clear error naming the shape we got"
     if x.dim() < 2 or x[0].numel() != in_dim:
-        raise ValueError(f"{who} expects {in_dim} features per example (e.g. shape (B, {in_dim}) or "
-                         f"(B, 1, 28, 28) for 784), but got input of shape {tuple(x.shape)}")
+        raise ValueError(f"{who} expects {in_dim} features per example "
+                         f"(e.g. shape (B, {in_dim}) or (B, 1, 28, 28) for 784), "
+                         f"but got input of shape {tuple(x.shape)}")
     return x.flatten(1)
 
 def _mlp(dims:list[int], act=nn.ReLU) -> nn.Sequential:
@@ -35,13 +38,14 @@ def _mlp(dims:list[int], act=nn.ReLU) -> nn.Sequential:
     for a, b in zip(dims[:-1], dims[1:]): layers += [nn.Linear(a, b), act()]
     return nn.Sequential(*layers)
 
+# %% ../../nbs/02_bottleneck.ipynb #5e1c3a47
 class MLPEncoder(nn.Module):
     "MLP from `x` to a code `z`, or to a `Posterior(mu, logvar)` when `variational`"
-    def __init__(self, in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_layers:int=1,
-                 variational:bool=True):
+    def __init__(self, in_dim:int=784, hidden_dim:int=400, latent_dim:int=20,
+                 n_layers:int=1, variational:bool=True):
         super().__init__()
-        for k, v in dict(in_dim=in_dim, hidden_dim=hidden_dim, latent_dim=latent_dim).items():
-            check_int(k, v)
+        dims = dict(in_dim=in_dim, hidden_dim=hidden_dim, latent_dim=latent_dim)
+        for k, v in dims.items(): check_int(k, v)
         check_int('n_layers', n_layers, min=0)
         self.in_dim,self.latent_dim,self.variational = in_dim,latent_dim,variational
         self.body = _mlp([in_dim] + [hidden_dim]*n_layers)
@@ -50,20 +54,22 @@ class MLPEncoder(nn.Module):
         self.to_logvar = nn.Linear(d, latent_dim) if variational else None
 
     def forward(self, x:Tensor) -> Posterior|Tensor:
-        h = self.body(check_features(x, self.in_dim))                      # (B, hidden_dim)
+        h = self.body(check_features(x, self.in_dim))  # (B, hidden_dim)
         if not self.variational: return self.to_mu(h)
         return Posterior(self.to_mu(h), self.to_logvar(h))
 
+# %% ../../nbs/02_bottleneck.ipynb #9b2f7d10
 class MLPDecoder(nn.Module):
     "MLP from a code `z` `(B, latent_dim)` to logits of shape `(B, *out_shape)`"
-    def __init__(self, latent_dim:int=20, hidden_dim:int=400, out_shape:tuple=(1, 28, 28),
-                 n_layers:int=1):
+    def __init__(self, latent_dim:int=20, hidden_dim:int=400,
+                 out_shape:tuple=(1, 28, 28), n_layers:int=1):
         super().__init__()
         check_int('latent_dim', latent_dim); check_int('hidden_dim', hidden_dim)
         check_int('n_layers', n_layers, min=0)
         self.latent_dim,self.out_shape = latent_dim,check_shape('out_shape', out_shape)
         self.body = _mlp([latent_dim] + [hidden_dim]*n_layers)
-        self.to_logits = nn.Linear(hidden_dim if n_layers else latent_dim, math.prod(self.out_shape))
+        d = hidden_dim if n_layers else latent_dim
+        self.to_logits = nn.Linear(d, math.prod(self.out_shape))
 
     def forward(self, z:Tensor) -> Tensor:
         z = check_features(z, self.latent_dim, 'decoder')
@@ -71,21 +77,23 @@ class MLPDecoder(nn.Module):
 
 # %% ../../nbs/02_bottleneck.ipynb #d359e4a3
 class AEOutput(NamedTuple):
-    x_hat: Tensor  # decoder output (logits for Bernoulli, means for Gaussian), shape of x
+    x_hat: Tensor  # decoder output (Bernoulli logits or Gaussian means), shape of x
     z: Tensor      # (B, latent_dim)
 
 class AELoss(NamedTuple):
     loss: Tensor   # mean reconstruction NLL, nats per example
     recon: Tensor
 
+# %% ../../nbs/02_bottleneck.ipynb #3d8e61b2
 class Autoencoder(DeviceMixin, nn.Module):
     "Deterministic autoencoder: `encoder(x)` → `z` → `decoder(z)`"
     def __init__(self, encoder:nn.Module, decoder:nn.Module,
                  likelihood:str|Likelihood='bernoulli', # see `as_likelihood`
-                 noise:float=0.0): # fraction of input pixels zeroed in training (denoising)
+                 noise:float=0.0): # fraction of pixels zeroed in training (denoising)
         super().__init__()
         lik = as_likelihood(likelihood, getattr(decoder, 'out_shape', None))
-        if check_float('noise', noise) >= 1: raise ValueError(f"noise must be in [0, 1), got {noise}")
+        if check_float('noise', noise) >= 1:
+            raise ValueError(f"noise must be in [0, 1), got {noise}")
         self.encoder,self.decoder,self.likelihood,self.noise = encoder,decoder,lik,noise
         self.latent_dim = getattr(decoder, 'latent_dim', None)
 
@@ -104,7 +112,6 @@ class Autoencoder(DeviceMixin, nn.Module):
     def recon_nll(self, x_hat:Tensor, x:Tensor) -> Tensor:
         "Per-example reconstruction NLL `(B,)` of `x` given decoder output `x_hat`"
         return self.likelihood.nll(x_hat, x)
-
     def corrupt(self, x:Tensor) -> Tensor:
         "`x` with a random `noise` fraction of its pixels set to 0 (masking noise)"
         return x*(torch.rand_like(x) >= self.noise) if self.noise > 0 else x
@@ -118,25 +125,30 @@ class Autoencoder(DeviceMixin, nn.Module):
     @torch.no_grad()
     def reconstruct(self, x:Tensor) -> Tensor: return self.decode(self.encode(x))
 
+# %% ../../nbs/02_bottleneck.ipynb #c7a4e095
 @register_arch
-def mlp_autoencoder(in_dim:int=784, hidden_dim:int=400, latent_dim:int=2, n_layers:int=1,
-                    out_shape:tuple=(1, 28, 28), likelihood:str='bernoulli',
-                    noise:float=0.0) -> Autoencoder:
+def mlp_autoencoder(in_dim:int=784, hidden_dim:int=400, latent_dim:int=2,
+                    n_layers:int=1, out_shape:tuple=(1, 28, 28),
+                    likelihood:str='bernoulli', noise:float=0.0) -> Autoencoder:
     "An MLP `Autoencoder` (registered: checkpoints rebuild it by name)"
-    return Autoencoder(MLPEncoder(in_dim, hidden_dim, latent_dim, n_layers, variational=False),
-                       MLPDecoder(latent_dim, hidden_dim, out_shape, n_layers), likelihood, noise)
+    enc = MLPEncoder(in_dim, hidden_dim, latent_dim, n_layers, variational=False)
+    dec = MLPDecoder(latent_dim, hidden_dim, out_shape, n_layers)
+    return Autoencoder(enc, dec, likelihood, noise)
 
 # %% ../../nbs/02_bottleneck.ipynb #55c068b4
 def roc_auc(scores:Tensor, # (N,) higher means "more likely positive"
             labels:Tensor, # (N,) 1/True for positives, 0/False for negatives
            ) -> float:
     "Area under the ROC curve, via the Mann–Whitney U statistic (ties count half)"
-    s, y = scores.detach().flatten().double(), torch.as_tensor(labels).flatten().bool().to(scores.device)
+    s = scores.detach().flatten().double()
+    y = torch.as_tensor(labels).flatten().bool().to(scores.device)
     if len(s) != len(y): raise ValueError(f"{len(s)} scores but {len(y)} labels")
     if not torch.isfinite(s).all(): raise ValueError("scores contain NaN or inf")
     n1 = int(y.sum()); n0 = len(y) - n1
-    if n1 == 0 or n0 == 0: raise ValueError(f"need both classes, got {n1} positives and {n0} negatives")
-    _, inv, counts = torch.unique(s, return_inverse=True, return_counts=True)  # sorted unique scores
+    if n1 == 0 or n0 == 0:
+        raise ValueError(f"need both classes, got {n1} positives and {n0} negatives")
+    # sorted unique scores
+    _, inv, counts = torch.unique(s, return_inverse=True, return_counts=True)
     end = counts.cumsum(0).double()
-    rank = (end - (counts - 1)/2)[inv]                                      # average rank of ties, 1-based
+    rank = (end - (counts - 1)/2)[inv]  # average rank of ties, 1-based
     return ((rank[y].sum() - n1*(n1 + 1)/2)/(n1*n0)).item()

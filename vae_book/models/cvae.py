@@ -1,10 +1,11 @@
 """Tell the model what to draw: encoder and decoder both see the label, so the code is free to hold the style.
 
-`cvae(...)` builds a `CVAE`: encoder and decoder both receive the label (one-hot, or a learned embedding
-with `embed_dim`), so `model.sample(n, y=labels)` draws chosen classes and `model.decode(z, y)` moves one
-image's style to other labels. It follows the same protocol as `VAE`, so `fit`, `evaluate` and the viz
-functions work on it. `class_log_likelihood` turns a CVAE into a Bayes classifier. What the chapter
-measures it with (`get_judge`, `conditional_iw_nll`) lives in `vae_book.experiments.conditional`.
+`cvae(...)` builds a `CVAE`: encoder and decoder both receive the label (one-hot, or a
+learned embedding with `embed_dim`), so `model.sample(n, y=labels)` draws chosen classes
+and `model.decode(z, y)` moves one image's style to other labels. It follows the same
+protocol as `VAE`, so `fit`, `evaluate` and the viz functions work on it.
+`class_log_likelihood` turns a CVAE into a Bayes classifier. What the chapter measures
+it with (`get_judge`, `conditional_iw_nll`) lives in `vae_book.experiments.conditional`.
 
 Docs: https://vae-book.github.io/vae-book/conditional_vae.html.md"""
 
@@ -33,16 +34,22 @@ def check_labels(y, # class indices, a tensor or a list
     "`y` as int64 labels `(B,)` in `[0, n_classes)`, or a clear error"
     if not isinstance(y, Tensor): y = torch.as_tensor(y)
     if y.is_floating_point() or y.dtype == torch.bool:
-        raise TypeError(f"labels must be integers (class indices), got dtype {y.dtype}")
-    if y.dim() != 1: raise ValueError(f"labels must have shape (B,), got {tuple(y.shape)}")
-    if n is not None and len(y) != n: raise ValueError(f"got {len(y)} labels for {n} examples")
+        raise TypeError(f"labels must be integers (class indices), "
+                        f"got dtype {y.dtype}")
+    if y.dim() != 1:
+        raise ValueError(f"labels must have shape (B,), got {tuple(y.shape)}")
+    if n is not None and len(y) != n:
+        raise ValueError(f"got {len(y)} labels for {n} examples")
     if len(y):
-        lo, hi = torch.stack(torch.aminmax(y)).tolist()   # one read from the device, not two
-        if lo < 0 or hi >= n_classes: raise ValueError(f"labels must be in [0, {n_classes}), got values from {lo} to {hi}")
+        lo, hi = torch.stack(torch.aminmax(y)).tolist()  # one device read, not two
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"labels must be in [0, {n_classes}), "
+                             f"got values from {lo} to {hi}")
     return y.long()
 
+# %% ../../nbs/07_conditional_vae.ipynb #2c9e5f71
 class LabelCode(nn.Module):
-    "Labels `(B,)` → codes `(B, dim)`: one-hot, or a learned embedding when `embed_dim` is set"
+    "Labels `(B,)` → codes `(B, dim)`: one-hot, or a learned embedding of `embed_dim`"
     def __init__(self, n_classes:int=10, embed_dim:int|None=None):
         super().__init__()
         check_int('n_classes', n_classes)
@@ -50,50 +57,64 @@ class LabelCode(nn.Module):
         self.n_classes, self.dim = n_classes, embed_dim or n_classes
         self.embed = nn.Embedding(n_classes, embed_dim) if embed_dim else None
 
-    def forward(self, y:Tensor, n:int|None=None) -> Tensor: # `n`: the number of examples `y` must label
+    def forward(self, y:Tensor,
+                n:int|None=None, # the number of examples `y` must label
+               ) -> Tensor:
         y = check_labels(y, self.n_classes, n)
-        return self.embed(y) if self.embed is not None else F.one_hot(y, self.n_classes).float()
+        if self.embed is not None: return self.embed(y)
+        return F.one_hot(y, self.n_classes).float()
 
 # %% ../../nbs/07_conditional_vae.ipynb #1c0efae5
 class CondMLPEncoder(nn.Module):
-    "An `MLPEncoder` that reads `[x, c]`: the flattened image and the label code side by side"
-    def __init__(self, in_dim:int=784, label_dim:int=10, hidden_dim:int=400, latent_dim:int=20, n_layers:int=1):
+    "An `MLPEncoder` on `[x, c]`: the flattened image and the label code side by side"
+    def __init__(self, in_dim:int=784, label_dim:int=10, hidden_dim:int=400,
+                 latent_dim:int=20, n_layers:int=1):
         super().__init__()
-        self.in_dim, self.mlp = in_dim, MLPEncoder(in_dim + label_dim, hidden_dim, latent_dim, n_layers)
+        self.in_dim = in_dim
+        self.mlp = MLPEncoder(in_dim + label_dim, hidden_dim, latent_dim, n_layers)
 
     def forward(self, x:Tensor, c:Tensor) -> Posterior:
-        return self.mlp(torch.cat([check_features(x, self.in_dim), c], 1))   # (B, in_dim + label_dim)
+        xc = torch.cat([check_features(x, self.in_dim), c], 1)  # (B, in_dim+label_dim)
+        return self.mlp(xc)
 
 class CondMLPDecoder(nn.Module):
     "An `MLPDecoder` that reads `[z, c]`: the code and the label code side by side"
-    def __init__(self, latent_dim:int=20, label_dim:int=10, hidden_dim:int=400, out_shape:tuple=(1, 28, 28),
-                 n_layers:int=1):
+    def __init__(self, latent_dim:int=20, label_dim:int=10, hidden_dim:int=400,
+                 out_shape:tuple=(1, 28, 28), n_layers:int=1):
         super().__init__()
         self.latent_dim = latent_dim
         self.mlp = MLPDecoder(latent_dim + label_dim, hidden_dim, out_shape, n_layers)
         self.out_shape = self.mlp.out_shape
 
     def forward(self, z:Tensor, c:Tensor) -> Tensor:
-        return self.mlp(torch.cat([check_features(z, self.latent_dim, 'decoder'), c], 1))
+        zc = torch.cat([check_features(z, self.latent_dim, 'decoder'), c], 1)
+        return self.mlp(zc)
 
 # %% ../../nbs/07_conditional_vae.ipynb #6142a70d
 class CVAE(DeviceMixin, nn.Module):
-    "`encoder(x, c)` → `Posterior(mu, logvar)`; sample `z`; `decoder(z, c)` → `x_hat`, with `c` the code of label `y`"
-    def __init__(self, encoder:nn.Module, decoder:nn.Module, latent_dim:int, n_classes:int=10,
-                 embed_dim:int|None=None, likelihood:str|Likelihood='bernoulli', beta:float=1.0, free_bits:float=0.0):
+    "`encoder(x, c)` → `Posterior(mu, logvar)`; sample `z`; `decoder(z, c)` → `x_hat`"
+    # c: the code of the label y (`LabelCode`)
+    def __init__(self, encoder:nn.Module, decoder:nn.Module, latent_dim:int,
+                 n_classes:int=10, embed_dim:int|None=None,
+                 likelihood:str|Likelihood='bernoulli', beta:float=1.0,
+                 free_bits:float=0.0):
         super().__init__()
         lik = as_likelihood(likelihood, getattr(decoder, 'out_shape', None))
-        check_int('latent_dim', latent_dim); check_float('beta', beta); check_float('free_bits', free_bits)
-        self.encoder, self.decoder, self.latent_dim, self.n_classes = encoder, decoder, latent_dim, n_classes
+        check_int('latent_dim', latent_dim)
+        check_float('beta', beta); check_float('free_bits', free_bits)
+        self.encoder, self.decoder = encoder, decoder
+        self.latent_dim, self.n_classes = latent_dim, n_classes
         self.label = LabelCode(n_classes, embed_dim)
         self.likelihood, self.beta, self.free_bits = lik, beta, free_bits
 
     def encode(self, x:Tensor, y:Tensor) -> Posterior:
-        return self.encoder(x, self.label(torch.as_tensor(y, device=x.device), len(x)))
+        c = self.label(torch.as_tensor(y, device=x.device), len(x))
+        return self.encoder(x, c)
 
     def decode(self, z:Tensor, y:Tensor) -> Tensor:
-        "Images in data space (Bernoulli probabilities, or Gaussian means) for codes `z` and labels `y`"
-        return self.likelihood.mean(self.decoder(z, self.label(torch.as_tensor(y, device=z.device), len(z))))
+        "Images in data space (probabilities or means) for codes `z` and labels `y`"
+        c = self.label(torch.as_tensor(y, device=z.device), len(z))
+        return self.likelihood.mean(self.decoder(z, c))
 
     def forward(self, x:Tensor, y:Tensor) -> VAEOutput:
         c = self.label(y, len(x))
@@ -103,20 +124,22 @@ class CVAE(DeviceMixin, nn.Module):
 
     def loss(self, batch) -> ELBO:
         out = self(batch.x, batch.y)
-        return elbo_loss(batch.x, out.x_hat, out.mu, out.logvar, self.beta, self.likelihood,
-                         self.free_bits if self.training else 0.)
+        return elbo_loss(batch.x, out.x_hat, out.mu, out.logvar, self.beta,
+                         self.likelihood, self.free_bits if self.training else 0.)
 
     def labels_for(self, n:int, y=None, device=None) -> Tensor:
-        "`n` labels: `y` repeated if it is one label, `y` itself if it has `n`, every class in turn if None"
+        "`n` labels from `y`: one (repeated), `n` of them, or None (each class in turn)"
         if y is None: return torch.arange(n, device=device) % self.n_classes
         y = torch.as_tensor(y, device=device)
-        return check_labels(y.expand(n) if y.dim() == 0 else y, self.n_classes, n).to(device)
+        y = check_labels(y.expand(n) if y.dim() == 0 else y, self.n_classes, n)
+        return y.to(device)
 
     @torch.no_grad()
     def sample(self, n:int, device=None, y=None) -> Tensor:
-        "`n` images of the classes `y` (see `labels_for`), decoded from $z \\sim \\mathcal{N}(0, I)$"
+        "`n` images of the classes `y` (`labels_for`) from $z \\sim \\mathcal{N}(0, I)$"
         device = device or self.device
-        return self.decode(torch.randn(n, self.latent_dim, device=device), self.labels_for(n, y, device))
+        z = torch.randn(n, self.latent_dim, device=device)
+        return self.decode(z, self.labels_for(n, y, device))
 
     @torch.no_grad()
     def reconstruct(self, x:Tensor, y:Tensor) -> Tensor:
@@ -125,26 +148,29 @@ class CVAE(DeviceMixin, nn.Module):
 
     @torch.no_grad()
     def transfer(self, x:Tensor, y:Tensor, y_new) -> Tensor:
-        "Style transfer: encode `x` under its labels `y`, decode the same codes under `y_new`"
+        "Style transfer: encode `x` under labels `y`, decode the codes under `y_new`"
         mu = self.encode(x, y)[0]
         return self.decode(mu, self.labels_for(len(x), y_new, mu.device))
 
     def log_weights(self, x:Tensor, k:int, y:Tensor|None=None) -> Tensor:
-        "`(k, B)` log importance weights $\\log p(x, z_i|y) - \\log q(z_i|x, y)$, $z_i \\sim q(z|x, y)$"
-        if y is None: raise ValueError("a CVAE's likelihood p(x|y) needs the labels `y`; to score a loader use "
-                                       "`conditional_iw_nll(model, loader)` (or `marginal=True` for p(x))")
+        "`(k, B)` log weights $\\log p(x, z_i|y) - \\log q(z_i|x, y)$, $z_i \\sim q$"
+        if y is None: raise ValueError(
+            "a CVAE's likelihood p(x|y) needs the labels `y`; to score a loader use "
+            "`conditional_iw_nll(model, loader)` (or `marginal=True` for p(x))")
         c = self.label(torch.as_tensor(y, device=x.device), len(x))
         mu, logvar = self.encoder(x, c)
-        z = reparameterize(mu, logvar, n=k)                                      # (k, B, D)
-        ck = c.unsqueeze(0).expand(k, *c.shape).flatten(0, 1)                   # (k*B, label_dim)
-        x_hat = self.decoder(z.flatten(0, 1), ck)                                # (k*B, ...)
-        return self.likelihood.log_px(x_hat.view(k, *x.shape), x) + log_prior_ratio(z, mu, logvar)   # (k, B)
+        z = reparameterize(mu, logvar, n=k)                      # (k, B, D)
+        ck = c.unsqueeze(0).expand(k, *c.shape).flatten(0, 1)   # (k*B, label_dim)
+        x_hat = self.decoder(z.flatten(0, 1), ck)                # (k*B, ...)
+        log_px = self.likelihood.log_px(x_hat.view(k, *x.shape), x)   # (k, B)
+        return log_px + log_prior_ratio(z, mu, logvar)
 
+# %% ../../nbs/07_conditional_vae.ipynb #8e3b5a06
 @register_arch
-def cvae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_classes:int=10, embed_dim:int|None=32,
-         n_layers:int=1, out_shape:tuple=(1, 28, 28), likelihood:str='bernoulli', beta:float=1.0,
-         free_bits:float=0.0) -> CVAE:
-    "The MLP conditional VAE: `mlp_vae` with the label code (embedding, or one-hot if `embed_dim=None`) beside its inputs"
+def cvae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_classes:int=10,
+         embed_dim:int|None=32, n_layers:int=1, out_shape:tuple=(1, 28, 28),
+         likelihood:str='bernoulli', beta:float=1.0, free_bits:float=0.0) -> CVAE:
+    "The MLP `CVAE`: `mlp_vae` plus a label embedding (one-hot if `embed_dim=None`)"
     _check_io(in_dim, out_shape)
     d = embed_dim or n_classes
     return CVAE(CondMLPEncoder(in_dim, d, hidden_dim, latent_dim, n_layers),
@@ -157,7 +183,7 @@ def class_log_likelihood(model:CVAE, # a conditional model with `log_weights(x, 
                          x:Tensor, # images
                          k:int=16, # importance samples per image and label
                         ) -> Tensor: # (B, n_classes)
-    "$k$-sample estimates of $\\log p(x|y)$ for every label `y`: `argmax(1)` is the model's Bayes classifier"
+    "$k$-sample $\\log p(x|y)$ for every label `y`; `argmax(1)` is the Bayes classifier"
     with evaluating(model):
-        return torch.stack([iwae_bound(model.log_weights(x, k, torch.full((len(x),), c, device=x.device)))
-                            for c in range(model.n_classes)], 1)
+        ys = [torch.full((len(x),), c, device=x.device) for c in range(model.n_classes)]
+        return torch.stack([iwae_bound(model.log_weights(x, k, y)) for y in ys], 1)

@@ -1,10 +1,11 @@
 """Same `VAE` class, new encoders: convolutions and attention over patches, compared at equal size.
 
-New encoders and decoders for the unchanged `VAE` class: `conv_vae()` (strided convolutions and transposed
-convolutions) and `vit_vae()` (a ViT-style patch embedding and transformer encoder, with the convolutional
-decoder); `patch_attention` shows where the class token attends. The chapter's comparison of MLP, conv
-and ViT VAEs of similar size (`comparison_models`, `compare_vaes`, `results_table`) and its attention
-figure (`plot_patch_attention`) live in `vae_book.experiments.encoders`.
+New encoders and decoders for the unchanged `VAE` class: `conv_vae()` (strided
+convolutions and transposed convolutions) and `vit_vae()` (a ViT-style patch embedding
+and transformer encoder, with the convolutional decoder); `patch_attention` shows where
+the class token attends. The chapter's comparison of MLP, conv and ViT VAEs of similar
+size (`comparison_models`, `compare_vaes`, `results_table`) and its attention figure
+(`plot_patch_attention`) live in `vae_book.experiments.encoders`.
 
 Docs: https://vae-book.github.io/vae-book/encoders.html.md"""
 
@@ -31,12 +32,13 @@ def as_images(x:Tensor, # `(B, *shape)` or flat `(B, prod(shape))`
     shape = tuple(shape)
     if x.dim() == 2 and x.shape[1] == math.prod(shape): return x.view(-1, *shape)
     if x.dim() == len(shape) + 1 and tuple(x.shape[1:]) == shape: return x
-    raise ValueError(f"{who} expects images of shape (B, {', '.join(map(str, shape))}) or "
-                     f"(B, {math.prod(shape)}), but got input of shape {tuple(x.shape)}")
+    raise ValueError(f"{who} expects images of shape (B, {', '.join(map(str, shape))}) "
+                     f"or (B, {math.prod(shape)}), "
+                     f"but got input of shape {tuple(x.shape)}")
 
 # %% ../../nbs/08_encoders.ipynb #52b05810
 class ConvEncoder(nn.Module):
-    "Strided convolutions (28→14→7→4 pixels), then linear heads to a `Posterior(mu, logvar)`"
+    "Strided convolutions (28→14→7→4), then linear heads to a `Posterior(mu, logvar)`"
     def __init__(self, latent_dim:int=20, channels:int=32, in_shape:tuple=(1, 28, 28)):
         super().__init__()
         check_int('latent_dim', latent_dim); check_int('channels', channels)
@@ -47,7 +49,8 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(c, 2*c, 4, 2, 1), nn.ReLU(),                # (B, 2c, 7, 7)
             nn.Conv2d(2*c, 4*c, 3, 2, 1), nn.ReLU(),              # (B, 4c, 4, 4)
             nn.Flatten())
-        with torch.no_grad(): n = self.body(torch.zeros(1, *self.in_shape)).shape[1]  # 4c*4*4 for 28x28
+        with torch.no_grad():  # feature size: 4c*4*4 for 28x28
+            n = self.body(torch.zeros(1, *self.in_shape)).shape[1]
         self.to_mu, self.to_logvar = nn.Linear(n, latent_dim), nn.Linear(n, latent_dim)
 
     def forward(self, x:Tensor) -> Posterior:
@@ -56,15 +59,15 @@ class ConvEncoder(nn.Module):
 
 # %% ../../nbs/08_encoders.ipynb #49afb854
 class ConvDecoder(nn.Module):
-    "Linear layer to a `(2c, H/4, W/4)` map, then two transposed convolutions up to logits `(B, *out_shape)`"
+    "`z` → linear → `(2c, H/4, W/4)` → 2 transposed convs → logits `(B, *out_shape)`"
     def __init__(self, latent_dim:int=20, channels:int=32, out_shape:tuple=(1, 28, 28)):
         super().__init__()
         check_int('latent_dim', latent_dim); check_int('channels', channels)
         C, H, W = self.out_shape = check_shape('out_shape', out_shape, 3)
         if H % 4 or W % 4:  # two stride-2 transposed convolutions: H/4 -> H/2 -> H
             raise ValueError("ConvDecoder doubles its map twice, so H and W must be "
-                             "divisible by 4; got "
-                             f"{H}x{W} (out_shape={out_shape}). Resize the images, e.g. "
+                             f"divisible by 4; got {H}x{W} (out_shape={out_shape}). "
+                             "Resize the images, e.g. "
                              f"get_data(..., image_size=({-(-H//4)*4}, {-(-W//4)*4}))")
         self.latent_dim, c, self.start = latent_dim, channels, (2*channels, H//4, W//4)
         self.from_z = nn.Linear(latent_dim, math.prod(self.start))
@@ -74,96 +77,114 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z:Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"decoder expects codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+            raise ValueError(f"decoder expects codes of shape (B, {self.latent_dim}), "
+                             f"got {tuple(z.shape)}")
         return self.body(self.from_z(z).view(-1, *self.start))
 
 # %% ../../nbs/08_encoders.ipynb #d50c4c20
 @register_arch
-def conv_vae(latent_dim:int=20, channels:int=32, img_shape:tuple=(1, 28, 28), likelihood:str='bernoulli',
-             beta:float=1.0, free_bits:float=0.0) -> VAE:
+def conv_vae(latent_dim:int=20, channels:int=32, img_shape:tuple=(1, 28, 28),
+             likelihood:str='bernoulli', beta:float=1.0, free_bits:float=0.0) -> VAE:
     "The unchanged `VAE` with a `ConvEncoder` and a `ConvDecoder`"
-    return VAE(ConvEncoder(latent_dim, channels, img_shape), ConvDecoder(latent_dim, channels, img_shape),
+    return VAE(ConvEncoder(latent_dim, channels, img_shape),
+               ConvDecoder(latent_dim, channels, img_shape),
                latent_dim, likelihood, beta, free_bits)
 
 # %% ../../nbs/08_encoders.ipynb #daff2d6d
 class PatchEmbed(nn.Module):
-    "Cut images into non-overlapping `patch_size`² patches and map each linearly to a `dim`-vector"
+    "Non-overlapping `patch_size`² patches, each mapped linearly to a `dim`-vector"
     def __init__(self, patch_size:int=4, dim:int=64, in_shape:tuple=(1, 28, 28)):
         super().__init__()
         check_int('patch_size', patch_size); check_int('dim', dim)
         C, H, W = self.in_shape = check_shape('in_shape', in_shape, 3)
         if H % patch_size or W % patch_size:
-            raise ValueError(f"patch_size={patch_size} does not divide the image size {H}x{W}")
+            raise ValueError(f"patch_size={patch_size} does not divide "
+                             f"the image size {H}x{W}")
         self.grid = (H//patch_size, W//patch_size)
-        self.proj = nn.Conv2d(C, dim, patch_size, stride=patch_size)  # one shared linear map per patch
+        # one shared linear map per patch
+        self.proj = nn.Conv2d(C, dim, patch_size, stride=patch_size)
 
     @property
     def n_patches(self) -> int: return self.grid[0]*self.grid[1]
 
     def forward(self, x:Tensor) -> Tensor:
-        return self.proj(as_images(x, self.in_shape)).flatten(2).transpose(1, 2)  # (B, N, dim)
+        h = self.proj(as_images(x, self.in_shape))  # (B, dim, gh, gw)
+        return h.flatten(2).transpose(1, 2)           # (B, N, dim)
 
 # %% ../../nbs/08_encoders.ipynb #4c9452a6
 class ViTEncoder(nn.Module):
-    "Patch tokens + learned positions → `nn.TransformerEncoder` → CLS token (or mean) → (`mu`, `logvar`)"
-    def __init__(self, latent_dim:int=20, patch_size:int=4, dim:int=64, depth:int=4, heads:int=4,
-                 mlp_ratio:int=4, pool:str='cls', in_shape:tuple=(1, 28, 28)):
+    "Patch tokens + learned positions → transformer → CLS token (or mean) → `Posterior`"
+    def __init__(self, latent_dim:int=20, patch_size:int=4, dim:int=64, depth:int=4,
+                 heads:int=4, mlp_ratio:int=4, pool:str='cls',
+                 in_shape:tuple=(1, 28, 28)):
         super().__init__()
-        if pool not in ('cls', 'mean'): raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
-        for k, v in dict(latent_dim=latent_dim, depth=depth, heads=heads, mlp_ratio=mlp_ratio).items():
+        if pool not in ('cls', 'mean'):
+            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        for k, v in dict(latent_dim=latent_dim, depth=depth, heads=heads,
+                         mlp_ratio=mlp_ratio).items():
             check_int(k, v)
         if check_int('dim', dim) % heads:
-            raise ValueError(f"dim={dim} must be divisible by heads={heads} (each "
-                             "head gets dim/heads)")
+            raise ValueError(f"dim={dim} must be divisible by heads={heads} "
+                             "(each head gets dim/heads)")
         self.latent_dim, self.pool = latent_dim, pool
         self.patch = PatchEmbed(patch_size, dim, in_shape)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim)) if pool == 'cls' else None
-        self.pos = nn.Parameter(0.02*torch.randn(1, self.patch.n_patches + (pool == 'cls'), dim))
-        layer = nn.TransformerEncoderLayer(dim, heads, mlp_ratio*dim, dropout=0.0, activation='gelu',
-                                           batch_first=True, norm_first=True)
+        n_tokens = self.patch.n_patches + (pool == 'cls')
+        self.pos = nn.Parameter(0.02*torch.randn(1, n_tokens, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, mlp_ratio*dim, dropout=0.0,
+                                           activation='gelu', batch_first=True,
+                                           norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
-        self.to_mu, self.to_logvar = nn.Linear(dim, latent_dim), nn.Linear(dim, latent_dim)
+        self.to_mu = nn.Linear(dim, latent_dim)
+        self.to_logvar = nn.Linear(dim, latent_dim)
 
     def tokens(self, x:Tensor) -> Tensor:
-        h = self.patch(x)                                               # (B, N, dim)
+        h = self.patch(x)    # (B, N, dim)
         if self.cls is not None: h = torch.cat([self.cls.expand(len(h), -1, -1), h], 1)
-        return h + self.pos                                             # (B, T, dim), T = N (+1 for CLS)
+        return h + self.pos  # (B, T, dim), T = N (+1 for CLS)
 
     def forward(self, x:Tensor) -> Posterior:
         h = self.norm(self.blocks(self.tokens(x)))
-        h = h[:, 0] if self.pool == 'cls' else h.mean(1)                # (B, dim)
+        h = h[:, 0] if self.pool == 'cls' else h.mean(1)  # (B, dim)
         return Posterior(self.to_mu(h), self.to_logvar(h))
 
     @torch.no_grad()
     def attention(self, x:Tensor) -> Tensor:
-        "Attention weights of every layer and head: `(depth, B, heads, T, T)`; each row sums to 1"
+        "Attention weights per layer and head `(depth, B, heads, T, T)`; rows sum to 1"
         h, maps = self.tokens(x), []
         for layer in self.blocks.layers:
             a = layer.norm1(h)  # pre-norm: attention reads the normalised tokens
-            maps.append(layer.self_attn(a, a, a, need_weights=True, average_attn_weights=False)[1])
+            out = layer.self_attn(a, a, a, need_weights=True,
+                                  average_attn_weights=False)
+            maps.append(out[1])  # (B, heads, T, T)
             h = layer(h)
         return torch.stack(maps)
 
 # %% ../../nbs/08_encoders.ipynb #458439e7
 @register_arch
-def vit_vae(latent_dim:int=20, patch_size:int=4, dim:int=64, depth:int=4, heads:int=4, mlp_ratio:int=4,
-            pool:str='cls', channels:int=32, img_shape:tuple=(1, 28, 28), likelihood:str='bernoulli',
-            beta:float=1.0, free_bits:float=0.0) -> VAE:
+def vit_vae(latent_dim:int=20, patch_size:int=4, dim:int=64, depth:int=4,
+            heads:int=4, mlp_ratio:int=4, pool:str='cls', channels:int=32,
+            img_shape:tuple=(1, 28, 28), likelihood:str='bernoulli', beta:float=1.0,
+            free_bits:float=0.0) -> VAE:
     "The unchanged `VAE` with a `ViTEncoder` and the `ConvDecoder` (`channels` wide)"
-    return VAE(ViTEncoder(latent_dim, patch_size, dim, depth, heads, mlp_ratio, pool, img_shape),
-               ConvDecoder(latent_dim, channels, img_shape), latent_dim, likelihood, beta, free_bits)
+    enc = ViTEncoder(latent_dim, patch_size, dim, depth, heads, mlp_ratio, pool,
+                     img_shape)
+    dec = ConvDecoder(latent_dim, channels, img_shape)
+    return VAE(enc, dec, latent_dim, likelihood, beta, free_bits)
 
+# %% ../../nbs/08_encoders.ipynb #7d1e4b93
 def patch_attention(encoder:ViTEncoder, # with `pool='cls'`
                     x:Tensor, # images
                     rollout:bool=False, # combine all layers (Abnar & Zuidema 2020)
                    ) -> Tensor: # (B, depth, gh, gw), or (B, 1, gh, gw) with `rollout`
     "What the CLS token attends to on the patch grid, heads averaged"
-    if encoder.pool != 'cls': raise ValueError("patch_attention needs a ViTEncoder with pool='cls'")
-    a = encoder.attention(x).mean(2)                                    # (depth, B, T, T)
+    if encoder.pool != 'cls':
+        raise ValueError("patch_attention needs a ViTEncoder with pool='cls'")
+    a = encoder.attention(x).mean(2)  # (depth, B, T, T)
     if rollout:
         eye = torch.eye(a.shape[-1], device=a.device)
         r = eye.expand_as(a[0])
-        for al in a: r = (0.5*al + 0.5*eye) @ r                          # residual path as 0.5*I
+        for al in a: r = (0.5*al + 0.5*eye) @ r  # residual path as 0.5*I
         a = r[None]
     return a[..., 0, 1:].transpose(0, 1).reshape(len(x), -1, *encoder.patch.grid)

@@ -1,10 +1,11 @@
 """A GAN and a VAE trained on the same images with the same decoder layout, measured side by side: samples, class coverage, training stability and likelihood; then the VAE-GAN, which judges its reconstructions through a discriminator's eyes.
 
-`dcgan()` (a DCGAN-style generator and discriminator) and `vae_gan()` (Larsen et al. 2016: reconstruction
-measured in the discriminator's features) are games: each lists its `players()` (the discriminator, then
-the generator), and `vae_book.train.fit` trains them like any other model, one Adam per player. The
-drivers that watch and compare runs (`sample_monitor`, `hop`, `score_model`, `run_comparison`, ...)
-are in `vae_book.experiments.gan`; `bench/compare_gan.py` reproduces the full run.
+`dcgan()` (a DCGAN-style generator and discriminator) and `vae_gan()` (Larsen et al.
+2016: reconstruction measured in the discriminator's features) are games: each lists its
+`players()` (the discriminator, then the generator), and `vae_book.train.fit` trains
+them like any other model, one Adam per player. The drivers that watch and compare runs
+(`sample_monitor`, `hop`, `score_model`, `run_comparison`, ...) are in
+`vae_book.experiments.gan`; `bench/compare_gan.py` reproduces the full run.
 
 Docs: https://vae-book.github.io/vae-book/gan.html.md"""
 
@@ -28,7 +29,7 @@ __all__ = ['DCGenerator', 'DCDiscriminator', 'DLoss', 'GLoss', 'DCGAN', 'dcgan',
 
 # %% ../../nbs/09_gan.ipynb #2fff106e
 class DCGenerator(nn.Module):
-    "`ConvDecoder`'s layout with DCGAN's batch norms: `z` `(B, latent_dim)` → logits `(B, 1, 28, 28)`"
+    "`ConvDecoder` + DCGAN batch norms: `z` `(B, latent_dim)` → logits `(B, 1, 28, 28)`"
     def __init__(self, latent_dim:int=32, channels:int=32):
         super().__init__()
         check_int('latent_dim', latent_dim); check_int('channels', channels)
@@ -36,16 +37,19 @@ class DCGenerator(nn.Module):
         self.from_z = nn.Linear(latent_dim, 2*c*7*7)
         self.body = nn.Sequential(
             nn.Unflatten(1, (2*c, 7, 7)), nn.BatchNorm2d(2*c), nn.ReLU(),
-            nn.ConvTranspose2d(2*c, c, 4, 2, 1), nn.BatchNorm2d(c), nn.ReLU(),  # (B, c, 14, 14)
-            nn.ConvTranspose2d(c, 1, 4, 2, 1))                                 # (B, 1, 28, 28) logits
+            nn.ConvTranspose2d(2*c, c, 4, 2, 1),  # (B, c, 14, 14)
+            nn.BatchNorm2d(c), nn.ReLU(),
+            nn.ConvTranspose2d(c, 1, 4, 2, 1))    # (B, 1, 28, 28) logits
 
     def forward(self, z:Tensor) -> Tensor:
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"generator expects codes of shape (B, {self.latent_dim}), got {tuple(z.shape)}")
+            raise ValueError(f"generator expects codes of shape "
+                             f"(B, {self.latent_dim}), got {tuple(z.shape)}")
         return self.body(self.from_z(z))
 
+# %% ../../nbs/09_gan.ipynb #0b6e9d42
 class DCDiscriminator(nn.Module):
-    "Images `(B, 1, 28, 28)` → real-vs-fake logits `(B,)`; `features(x)` is its inner layer"
+    "Images `(B, 1, 28, 28)` → real-vs-fake logits `(B,)`; `features(x)`: inner layer"
     def __init__(self, channels:int=32):
         super().__init__()
         check_int('channels', channels)
@@ -62,12 +66,12 @@ class DCDiscriminator(nn.Module):
 
 # %% ../../nbs/09_gan.ipynb #547891ef
 class DLoss(NamedTuple):
-    loss: Tensor   # L_D = -V: cross-entropy on real and generated images, which D minimises (nats)
+    loss: Tensor   # L_D = -V: cross-entropy on real and fake images (nats), D's loss
     real: Tensor   # mean D(x) on real images: its probability that they are real
     fake: Tensor   # mean D(G(z)) on generated images
 
 class GLoss(NamedTuple):
-    loss: Tensor   # L_G = -log D(G(z)), non-saturating, which G minimises (nats per example)
+    loss: Tensor   # L_G = -log D(G(z)), non-saturating: G's loss (nats per example)
     fake: Tensor   # mean D(G(z))
 
 def _bce(logits:Tensor, target:float) -> Tensor:
@@ -75,50 +79,60 @@ def _bce(logits:Tensor, target:float) -> Tensor:
 
 # %% ../../nbs/09_gan.ipynb #f12bdfd2
 class DCGAN(DeviceMixin, nn.Module):
-    "A generator `G(z)` and a discriminator `D(x)`, trained by `fit` as a two-player game"
+    "Generator `G(z)` and discriminator `D(x)`, trained by `fit` as a two-player game"
     def __init__(self, generator:nn.Module, discriminator:nn.Module, latent_dim:int):
         super().__init__()
         check_int('latent_dim', latent_dim)
-        self.generator,self.discriminator,self.latent_dim = generator,discriminator,latent_dim
+        self.generator,self.discriminator = generator,discriminator
+        self.latent_dim = latent_dim
 
-    def generate(self, z:Tensor) -> Tensor: return torch.sigmoid(self.generator(z))  # images in [0, 1]
+    def generate(self, z:Tensor) -> Tensor:
+        return torch.sigmoid(self.generator(z))  # images in [0, 1]
 
     def d_loss(self, batch) -> DLoss:
         x = batch.x
-        with torch.no_grad(): fake = self.generate(torch.randn(len(x), self.latent_dim, device=x.device))
+        z = torch.randn(len(x), self.latent_dim, device=x.device)
+        with torch.no_grad(): fake = self.generate(z)
         lr, lf = self.discriminator(x), self.discriminator(fake)
-        # L_D = -log D(x) - log(1 - D(G(z))) = -V (Goodfellow et al. 2014, eq. 1): D minimises it
+        # L_D = -log D(x) - log(1 - D(G(z))) = -V: D minimises it
+        # (Goodfellow et al. 2014, eq. 1)
         return DLoss(_bce(lr, 1.) + _bce(lf, 0.), torch.sigmoid(lr).mean().detach(),
                      torch.sigmoid(lf).mean().detach())
 
     def g_loss(self, batch) -> GLoss:
         z = torch.randn(len(batch.x), self.latent_dim, device=batch.x.device)
         lf = self.discriminator(self.generate(z))
-        # L_G = -log D(G(z)), the non-saturating loss (Goodfellow et al. 2014, sec. 3): G minimises it
+        # L_G = -log D(G(z)), the non-saturating loss: G minimises it
+        # (Goodfellow et al. 2014, sec. 3)
         return GLoss(_bce(lf, 1.), torch.sigmoid(lf).mean().detach())
 
     def players(self) -> list[Player]:
-        return [Player('d', list(self.discriminator.parameters()), self.d_loss, (0.5, 0.999)),
-                Player('g', list(self.generator.parameters()), self.g_loss, (0.5, 0.999))]
+        d_params = list(self.discriminator.parameters())
+        g_params = list(self.generator.parameters())
+        return [Player('d', d_params, self.d_loss, (0.5, 0.999)),
+                Player('g', g_params, self.g_loss, (0.5, 0.999))]
 
     @torch.no_grad()
     def sample(self, n:int, device=None) -> Tensor:
-        "`n` generated images in [0, 1] (batch norm in eval mode, so sampling changes nothing)"
-        with evaluating(self): return self.generate(torch.randn(n, self.latent_dim, device=device or self.device))
+        "`n` images in [0, 1] from `G` (eval-mode batch norm: sampling changes nothing)"
+        z = torch.randn(n, self.latent_dim, device=device or self.device)
+        with evaluating(self): return self.generate(z)
 
+# %% ../../nbs/09_gan.ipynb #5f2a8c1d
 @register_arch
 def dcgan(latent_dim:int=32, channels:int=32, batchnorm:bool=True) -> DCGAN:
-    "A DCGAN for 28x28 images; `batchnorm=False` uses chapter 8's `ConvDecoder` as the generator"
-    gen = DCGenerator(latent_dim, channels) if batchnorm else ConvDecoder(latent_dim, channels)
+    "A 28x28 DCGAN; `batchnorm=False` uses chapter 8's `ConvDecoder` as the generator"
+    gen = (DCGenerator(latent_dim, channels) if batchnorm
+           else ConvDecoder(latent_dim, channels))
     return DCGAN(gen, DCDiscriminator(channels), latent_dim)
 
 # %% ../../nbs/09_gan.ipynb #2afd623f
 class VAEGANTerms(NamedTuple):
-    loss: Tensor       # what the encoder-decoder player minimises (gradients routed per Algorithm 1)
+    loss: Tensor       # encoder-decoder player's loss; gradients routed per Algorithm 1
     kl: Tensor         # KL(q(z|x) || p(z)), nats per example
-    feat_nll: Tensor   # Gaussian NLL of the discriminator's features of x given those of x_tilde
-    gan: Tensor        # L_GAN^Dec: the decoder's non-saturating loss on reconstructions and prior samples
-    pixel_nll: Tensor  # Bernoulli pixel NLL of the reconstruction: logged, never trained on
+    feat_nll: Tensor   # Gaussian NLL of the Dis features of x given those of x_tilde
+    gan: Tensor        # L_GAN^Dec, non-saturating, on reconstructions and prior draws
+    pixel_nll: Tensor  # Bernoulli NLL of the reconstruction: logged, never trained on
 
 class _ScaleGrad(torch.autograd.Function):
     "Identity forward; multiplies the gradient by `s` on the way back"
@@ -129,9 +143,11 @@ class _ScaleGrad(torch.autograd.Function):
 
 # %% ../../nbs/09_gan.ipynb #b8aa8889
 class VAEGAN(DeviceMixin, nn.Module):
-    "Larsen et al. 2016: a VAE whose reconstruction error is measured in a discriminator's features"
-    nll_note = 'Bernoulli reading of the decoder, not the feature likelihood it was trained with'
-    def __init__(self, encoder:nn.Module, decoder:nn.Module, discriminator:DCDiscriminator, latent_dim:int,
+    "Larsen et al. 2016: a VAE with reconstruction error in a discriminator's features"
+    nll_note = ('Bernoulli reading of the decoder, '
+                'not the feature likelihood it was trained with')
+    def __init__(self, encoder:nn.Module, decoder:nn.Module,
+                 discriminator:DCDiscriminator, latent_dim:int,
                  gamma:float=1.0, feat_scale:float=1.0):
         super().__init__()
         if not (0 < gamma < math.inf and 0 < feat_scale < math.inf):
@@ -139,17 +155,20 @@ class VAEGAN(DeviceMixin, nn.Module):
                              f"{gamma}, {feat_scale}")
         self.encoder,self.decoder,self.discriminator = encoder,decoder,discriminator
         self.latent_dim,self.gamma,self.feat_scale = latent_dim,gamma,feat_scale
-        self.likelihood = Bernoulli()  # the pixel reading of the decoder (see `nll_note`)
+        self.likelihood = Bernoulli()  # the decoder's pixel reading (see `nll_note`)
 
-    def decode(self, z:Tensor) -> Tensor: return self.likelihood.mean(self.decoder(z))  # in [0, 1]
+    def decode(self, z:Tensor) -> Tensor:
+        return self.likelihood.mean(self.decoder(z))  # in [0, 1]
 
     def d_loss(self, batch) -> DLoss:
         x = batch.x
         with torch.no_grad():
             mu, logvar = self.encoder(x)
-            fake = self.decode(torch.cat([reparameterize(mu, logvar), torch.randn_like(mu)]))  # (2B, ...)
+            z = torch.cat([reparameterize(mu, logvar), torch.randn_like(mu)])
+            fake = self.decode(z)  # (2B, ...)
         lr, lf = self.discriminator(x), self.discriminator(fake)
-        # L_Dis = -log Dis(x) - mean over the 2B fakes of log(1 - Dis(fake)): Dis minimises it
+        # L_Dis = -log Dis(x) - mean over the 2B fakes of log(1 - Dis(fake)):
+        # Dis minimises it
         return DLoss(_bce(lr, 1.) + _bce(lf, 0.), torch.sigmoid(lr).mean().detach(),
                      torch.sigmoid(lf).mean().detach())
 
@@ -158,37 +177,46 @@ class VAEGAN(DeviceMixin, nn.Module):
         mu, logvar = self.encoder(x)
         z = reparameterize(mu, logvar)
         kl = gaussian_kl(mu, logvar).mean()
-        logits = self.decoder(_ScaleGrad.apply(z, 1/self.gamma))             # encoder: 1x, decoder: gamma x
+        # gradient scales: encoder 1x, decoder gamma x
+        logits = self.decoder(_ScaleGrad.apply(z, 1/self.gamma))
         with torch.no_grad(): f_real = self.discriminator.features(x)
         f_fake = self.discriminator.features(torch.sigmoid(logits))
         feat = 0.5*self.feat_scale*(f_fake - f_real).pow(2).sum(1).mean()
-        fakes = self.decode(torch.cat([z.detach(), torch.randn_like(z)]))  # no GAN gradient into the encoder
-        gan = _bce(self.discriminator(fakes), 1.)  # L_GAN^Dec = -log Dis(fake), non-saturating
+        # no GAN gradient into the encoder
+        fakes = self.decode(torch.cat([z.detach(), torch.randn_like(z)]))
+        # L_GAN^Dec = -log Dis(fake), non-saturating
+        gan = _bce(self.discriminator(fakes), 1.)
         with torch.no_grad(): pix = self.likelihood.nll(logits, x).mean()
-        return VAEGANTerms(kl + self.gamma*feat + gan, kl.detach(), feat.detach(), gan.detach(), pix)
+        loss = kl + self.gamma*feat + gan
+        return VAEGANTerms(loss, kl.detach(), feat.detach(), gan.detach(), pix)
 
     def players(self) -> list[Player]:
-        return [Player('d', list(self.discriminator.parameters()), self.d_loss, (0.5, 0.999)),
-                Player('g', [*self.encoder.parameters(), *self.decoder.parameters()], self.g_loss, (0.5, 0.999))]
+        d_params = list(self.discriminator.parameters())
+        g_params = [*self.encoder.parameters(), *self.decoder.parameters()]
+        return [Player('d', d_params, self.d_loss, (0.5, 0.999)),
+                Player('g', g_params, self.g_loss, (0.5, 0.999))]
 
     @torch.no_grad()
     def sample(self, n:int, device=None) -> Tensor:
         "Decode `n` codes drawn from the prior"
-        return self.decode(torch.randn(n, self.latent_dim, device=device or self.device))
+        z = torch.randn(n, self.latent_dim, device=device or self.device)
+        return self.decode(z)
 
     @torch.no_grad()
     def reconstruct(self, x:Tensor) -> Tensor: return self.decode(self.encoder(x)[0])
 
     def log_weights(self, x:Tensor, k:int) -> Tensor:
-        "`(k, B)` log weights for `iw_nll`, reading the decoder as Bernoulli pixels (see `nll_note`)"
+        "`(k, B)` log weights for `iw_nll`, decoder read as Bernoulli (see `nll_note`)"
         mu, logvar = self.encoder(x)
-        z = reparameterize(mu, logvar, n=k)                                    # (k, B, D)
+        z = reparameterize(mu, logvar, n=k)                            # (k, B, D)
         logits = self.decoder(z.flatten(0, 1))
-        log_px = self.likelihood.log_px(logits.view(k, *x.shape), x)          # (k, B)
+        log_px = self.likelihood.log_px(logits.view(k, *x.shape), x)  # (k, B)
         return log_px + log_prior_ratio(z, mu, logvar)
 
+# %% ../../nbs/09_gan.ipynb #e4c17b3a
 @register_arch
-def vae_gan(latent_dim:int=32, channels:int=32, gamma:float=1.0, feat_scale:float=10.0) -> VAEGAN:
-    "Chapter 8's `ConvEncoder` and `ConvDecoder` with a `DCDiscriminator`, trained as Larsen et al. 2016"
-    return VAEGAN(ConvEncoder(latent_dim, channels), ConvDecoder(latent_dim, channels), DCDiscriminator(channels),
-                  latent_dim, gamma, feat_scale)
+def vae_gan(latent_dim:int=32, channels:int=32, gamma:float=1.0,
+            feat_scale:float=10.0) -> VAEGAN:
+    "Larsen et al. 2016: chapter 8's `ConvEncoder`, `ConvDecoder`, a `DCDiscriminator`"
+    return VAEGAN(ConvEncoder(latent_dim, channels), ConvDecoder(latent_dim, channels),
+                  DCDiscriminator(channels), latent_dim, gamma, feat_scale)

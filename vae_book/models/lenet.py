@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import evaluating, register_arch, check_int
+from ..core import evaluating, model_device, register_arch, check_int
 
 # %% auto #0
 __all__ = ['ClsOut', 'LeNet', 'lenet']
@@ -53,7 +53,7 @@ class LeNet(nn.Module):
         return ClsOut(F.cross_entropy(logits, batch.y), acc)
     @torch.no_grad()
     def predict(self, x:Tensor, bs:int=1000) -> Tensor:
-        dev = next(self.parameters()).device
+        dev = model_device(self)
         with evaluating(self):
             return torch.cat([self(x[i:i+bs].to(dev)).argmax(1).cpu()
                               for i in range(0, len(x), bs)])

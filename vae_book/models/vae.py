@@ -1,11 +1,13 @@
 """Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
 
-`VAE(encoder, decoder, latent_dim, likelihood, beta, free_bits, warmup)` is the one VAE class of the book:
-any encoder returning a `Posterior(mu, logvar)` and any decoder from `z` to logits (Bernoulli) or means (Gaussian), read
-by a likelihood object (`Bernoulli()`, `Gaussian(sigma)`, `LearnedGaussian()`; chapter 3).
-`model.loss(batch)` gives the negative ELBO for `fit`, `model.sample(n)` draws images, `model.encode(x)` and
-`model.decode(z)` map both ways, and `model.log_weights(x, k)` feeds `vae_book.metrics.iw_nll`.
-`mlp_vae()` builds the 784-400-20 MLP VAE of pytorch/examples.
+`VAE(encoder, decoder, latent_dim, likelihood, beta, free_bits, warmup)` is the one VAE
+class of the book: any encoder returning a `Posterior(mu, logvar)` and any decoder from
+`z` to logits (Bernoulli) or means (Gaussian), read by a likelihood object
+(`Bernoulli()`, `Gaussian(sigma)`, `LearnedGaussian()`; chapter 3). `model.loss(batch)`
+gives the negative ELBO for `fit`, `model.sample(n)` draws images, `model.encode(x)` and
+`model.decode(z)` map both ways, and `model.log_weights(x, k)` feeds
+`vae_book.metrics.iw_nll`. `mlp_vae()` builds the 784-400-20 MLP VAE of
+pytorch/examples.
 
 Docs: https://vae-book.github.io/vae-book/vae.html.md"""
 
@@ -34,15 +36,17 @@ class VAEOutput(NamedTuple):
     logvar: Tensor  # (B, latent_dim)
     z: Tensor       # (B, latent_dim)
 
+# %% ../../nbs/06_vae.ipynb #4a7d2c19
 class VAE(DeviceMixin, nn.Module):
     "`encoder(x)` → `Posterior(mu, logvar)`; sample `z`; `decoder(z)` → `x_hat`"
-    def __init__(self, encoder:nn.Module, # x -> Posterior(mu, logvar), each (B, latent_dim)
-                 decoder:nn.Module, # z -> logits (Bernoulli) or means (Gaussian), x's shape
+    def __init__(self,
+                 encoder:nn.Module, # x -> Posterior(mu, logvar), each (B, latent_dim)
+                 decoder:nn.Module, # z -> Bernoulli logits or Gaussian means, x's shape
                  latent_dim:int, # size of z
                  likelihood:str|Likelihood='bernoulli', # see `as_likelihood`
                  beta:float=1.0, # weight of the KL term (β-VAE)
-                 free_bits:float=0.0, # nats of KL per latent dimension that cost nothing
-                 warmup:int=0, # training steps over which the KL weight rises 0 → `beta`
+                 free_bits:float=0.0, # nats of KL per latent dim that cost nothing
+                 warmup:int=0, # steps over which the KL weight rises 0 → `beta`
                 ):
         super().__init__()
         lik = as_likelihood(likelihood, getattr(decoder, 'out_shape', None))
@@ -52,7 +56,8 @@ class VAE(DeviceMixin, nn.Module):
         self.likelihood,self.beta,self.free_bits = lik,beta,free_bits
         self.warmup = int(warmup)
         # training steps taken, for the warm-up: a buffer follows .to(device); not saved
-        self.register_buffer('step', torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer('step', torch.zeros((), dtype=torch.long),
+                             persistent=False)
 
     def encode(self, x:Tensor) -> Posterior:
         "$q(z|x)$: `Posterior(mu, logvar)`, each `(B, latent_dim)`"
@@ -61,10 +66,11 @@ class VAE(DeviceMixin, nn.Module):
             raise TypeError(f"the encoder must return a (mu, logvar) pair, "
                             f"got {type(out).__name__}")
         mu, logvar = out
-        if mu.shape != logvar.shape or mu.shape[-1] != self.latent_dim or len(mu) != len(x):
+        if (mu.shape != logvar.shape or mu.shape[-1] != self.latent_dim
+                or len(mu) != len(x)):
             raise ValueError(f"the encoder must return mu and logvar of shape "
-                             f"({len(x)}, {self.latent_dim}), got {tuple(mu.shape)} and "
-                             f"{tuple(logvar.shape)}")
+                             f"({len(x)}, {self.latent_dim}), "
+                             f"got {tuple(mu.shape)} and {tuple(logvar.shape)}")
         return Posterior(mu, logvar)
 
     def decode(self, z:Tensor) -> Tensor:
@@ -77,12 +83,12 @@ class VAE(DeviceMixin, nn.Module):
         return VAEOutput(self.decoder(z), mu, logvar, z)
 
     def kl_weight(self) -> float|Tensor:
-        "The KL weight now: `beta`, ramped up from 0 over the first `warmup` training steps"
+        "The KL weight now: `beta`, ramped up from 0 over the first `warmup` steps"
         if self.warmup == 0: return self.beta
         return self.beta*(self.step.float()/self.warmup).clamp(max=1.)
 
     def loss(self, batch) -> ELBO:
-        "Negative ELBO of `batch.x` in nats per example; training calls advance the warm-up"
+        "Negative ELBO of `batch.x`, nats per example; training advances the warm-up"
         out = self(batch.x)
         training = self.training and torch.is_grad_enabled()
         beta = self.kl_weight() if training else self.beta
@@ -92,10 +98,11 @@ class VAE(DeviceMixin, nn.Module):
 
     @torch.no_grad()
     def sample(self, n:int, device=None) -> Tensor:
-        "Decode `n` codes drawn from the prior $\\mathcal{N}(0, I)$: `(n, *x_shape)` images"
+        "Decode `n` codes from the prior $\\mathcal{N}(0, I)$: `(n, *x_shape)` images"
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(f"n must be an int >= 1, got {n!r}")
-        return self.decode(torch.randn(n, self.latent_dim, device=device or self.device))
+        z = torch.randn(n, self.latent_dim, device=device or self.device)
+        return self.decode(z)
 
     @torch.no_grad()
     def reconstruct(self, x:Tensor) -> Tensor:
@@ -109,15 +116,17 @@ class VAE(DeviceMixin, nn.Module):
                    ) -> Tensor: # (steps, *x_shape)
         "Decode `steps` codes on the path between the posterior means of `x1` and `x2`"
         if x1.shape != x2.shape:
-            raise ValueError(f"x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} differ in shape")
+            raise ValueError(f"x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} "
+                             "differ in shape")
         if not (isinstance(steps, int) and steps >= 2):
             raise ValueError(f"steps must be an int >= 2, got {steps!r}")
         mu = self.encode(torch.stack([x1, x2]).to(self.device))[0]   # (2, latent_dim)
         a = torch.linspace(0, 1, steps, device=mu.device)[:, None]   # (steps, 1)
-        return self.decode(_slerp(mu[0], mu[1], a) if slerp else (1 - a)*mu[0] + a*mu[1])
+        z = _slerp(mu[0], mu[1], a) if slerp else (1 - a)*mu[0] + a*mu[1]
+        return self.decode(z)
 
     def log_weights(self, x:Tensor, k:int) -> Tensor:
-        "`(k, B)` log weights $\\log p(x, z_i) - \\log q(z_i|x)$ with $z_i \\sim q(z|x)$"
+        "`(k, B)` log weights $\\log p(x, z_i) - \\log q(z_i|x)$, $z_i \\sim q(z|x)$"
         if not (isinstance(k, int) and k >= 1):
             raise ValueError(f"k must be an int >= 1, got {k!r}")
         mu, logvar = self.encode(x)
@@ -133,8 +142,9 @@ class VAE(DeviceMixin, nn.Module):
 def _check_io(in_dim, out_shape):
     "An MLP's input size must match the image shape it decodes to"
     if isinstance(out_shape, (tuple, list)) and math.prod(out_shape) != in_dim:
-        raise ValueError(f"out_shape {tuple(out_shape)} holds {math.prod(out_shape)} values but in_dim is "
-                         f"{in_dim}; they must match, e.g. in_dim=3*32*32 for out_shape=(3, 32, 32)")
+        raise ValueError(f"out_shape {tuple(out_shape)} holds {math.prod(out_shape)} "
+                         f"values but in_dim is {in_dim}; they must match, "
+                         "e.g. in_dim=3*32*32 for out_shape=(3, 32, 32)")
 
 @register_arch
 def mlp_vae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20, n_layers:int=1,
