@@ -187,8 +187,9 @@ def test_rebuilds_from_arch(name):
 
 # Defining modules in an order where none imports a later one, so that each `load` below must import
 # its own module: `vae_book.models.cvae` imports `vae`, `gan` imports `encoders` and `cvae`, ...
-_ORDER = ['vae_book.models.autoencoder', 'vae_book.losses.elbo', 'vae_book.metrics', 'vae_book.models.vae',
-          'vae_book.models.encoders', 'vae_book.models.cvae', 'vae_book.models.gan']
+_ORDER = ['vae_book.models.autoencoder', 'vae_book.losses.elbo', 'vae_book.models.lenet',
+          'vae_book.models.vae', 'vae_book.models.encoders', 'vae_book.models.cvae',
+          'vae_book.models.gan', 'vae_book.models.latent_models']
 _FRESH = """
 import json, sys
 from vae_book.train import load

@@ -14,6 +14,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH, MAX_LONG, MAX_MODULE, MAX_CELL = 88, 0.05, 350, 40
 GENERATED = {'_modidx.py', '__init__.py'}  # written by nbdev, not by us
+LONG_OK = {  # modules allowed over MAX_MODULE lines, and why
+    'vae_book/models/latent_models.py': "chapter 10 owns one module, and it holds the chapter's three "
+                                        "model families (learned priors, VQ-VAE, two-layer VAE)",
+}
 
 
 def modules():
@@ -27,6 +31,17 @@ def exported_cells():
             src = ''.join(c['source'])
             if c['cell_type'] == 'code' and src.startswith('#| export'):
                 yield nb.name, c['id'], src.count('\n') + 1
+
+
+def stats() -> tuple[int, int, list]:
+    "Package lines, lines over `WIDTH`, and modules over `MAX_MODULE` lines not in `LONG_OK`"
+    total = long = 0; over = []
+    for p in modules():
+        lines = p.read_text().split('\n')
+        total += len(lines); long += sum(len(l) > WIDTH for l in lines)
+        rel = str(p.relative_to(ROOT))
+        if len(lines) > MAX_MODULE and rel not in LONG_OK: over.append(rel)
+    return total, long, over
 
 
 def main(detail=False):
@@ -44,7 +59,7 @@ def main(detail=False):
     print(f"exported cells over {MAX_CELL} lines: {len(big_cells)}")
     if detail:
         for c in big_cells: print(f"  {c[0]} {c[1]}: {c[2]} lines")
-    over = [p for p, (n, _) in sizes.items() if n > MAX_MODULE]
+    over = [p for p, (n, _) in sizes.items() if n > MAX_MODULE and str(p) not in LONG_OK]
     ok = long/total <= MAX_LONG and not over
     if over: print("modules over", MAX_MODULE, "lines:", ", ".join(map(str, over)))
     return 0 if ok else 1

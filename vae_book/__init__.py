@@ -2,7 +2,8 @@
 
 Modules:
 
-- `vae_book.checkpoint`: `save` and `load`: weights with their architecture, config, metrics and command, written atomically and checksummed, loadable in a fresh process.
+- `vae_book.canvas`: Fast pictures for live widgets: images as PNG bytes, and codes on a plane.
+- `vae_book.checkpoint`: `save` and `load`: atomic, checksummed checkpoints that load in a fresh process.
 - `vae_book.core`: Devices, seeds and the book's plotting set-up: the few things every chapter needs.
 - `vae_book.data`: MNIST, Fashion-MNIST, offline digits and your data: in-memory tensors, fast batches.
 - `vae_book.datasets`: Finding, downloading and checking MNIST, Fashion-MNIST and the offline digits.
@@ -21,11 +22,11 @@ Modules:
 - `vae_book.models.lenet`: A small CNN classifier for 28x28 grey images: the judge whose predictions and features score generated samples.
 - `vae_book.models.vae`: Encoder → (μ, log σ²) → reparameterized z → decoder: trained on the ELBO, it samples, interpolates, measures a likelihood, and shows what β, warm-up and free bits do to its latent code.
 - `vae_book.plots`: Figures from numbers: image grids, codes in the plane, KL bars and training curves.
-- `vae_book.pretrained`: Small checkpoints shipped inside the package, so every explorer works before you train anything.
+- `vae_book.pretrained`: Small checkpoints in the package, so every explorer works before you train anything.
 - `vae_book.steps`: What `fit` does with each batch: every player moves once (its loss, a non-finite check, backward, one Adam step), and an epoch of such steps, with AMP, gradient averaging, a monitor and Ctrl-C handling.
 - `vae_book.train`: One `fit` for every model in the book, games included: a config dataclass, progress bars, history, evaluation, mixed precision, `torchrun`, Ctrl-C handling and clear errors.
 - `vae_book.viz`: Figures that run a model: decoded manifolds, interpolations, and slider figures.
-- `vae_book.web`: Decoders that run in the reader's browser: an MLP decoder's weights as a JavaScript file, and a live latent explorer for the book's static site.
+- `vae_book.web`: Decoders that run in the reader's browser: weights as JavaScript and a live explorer.
 - `vae_book.widgets`: Latent-space explorers for JupyterLab: interpolate between two images or two classes, traverse each latent dimension, and pick the class of a conditional model; every slider step redraws at once."""
 
 __version__ = "0.0.1"

@@ -1,4 +1,4 @@
-"""What `fit` feeds a model: your data checked and re-batched, each epoch shuffled and sharded over processes, copied to the GPU.
+"""What `fit` feeds a model: data checked, re-batched, shuffled, sharded, on the GPU.
 
 Docs: https://vae-book.github.io/vae-book/batches.html.md"""
 
@@ -18,38 +18,45 @@ __all__ = ['shard_batches', 'n_shard_batches', 'needs_unit', 'check_batch', 'fit
 
 # %% ../nbs/00l_batches.ipynb #8f7a2c83
 class _Pinned:
-    "Two pinned CPU buffers that batches are gathered into before an asynchronous copy to `device`"
+    "Two pinned CPU buffers to gather batches into before an async copy to `device`"
     def __init__(self, x:Tensor, y:Tensor, bs:int, device:torch.device):
         self.device, self.k = device, 0
         self.bufs = [(torch.empty((bs, *x.shape[1:]), dtype=x.dtype).pin_memory(),
-                      torch.empty((bs, *y.shape[1:]), dtype=y.dtype).pin_memory()) for _ in range(2)]
-        self.done = [None, None]  # CUDA events: the last copy out of each buffer has finished
+                      torch.empty((bs, *y.shape[1:]), dtype=y.dtype).pin_memory())
+                     for _ in range(2)]
+        self.done = [None, None]  # CUDA events: each buffer's last copy is done
 
     def __call__(self, x:Tensor, y:Tensor, j:Tensor) -> tuple[Tensor, Tensor]:
         k = self.k; self.k ^= 1
-        if self.done[k] is not None: self.done[k].synchronize()  # don't overwrite a copy in flight
+        # don't overwrite a copy in flight
+        if self.done[k] is not None: self.done[k].synchronize()
         bx, by = (b[:len(j)] for b in self.bufs[k])
         torch.index_select(x, 0, j, out=bx); torch.index_select(y, 0, j, out=by)
-        xb, yb = bx.to(self.device, non_blocking=True), by.to(self.device, non_blocking=True)
+        xb = bx.to(self.device, non_blocking=True)
+        yb = by.to(self.device, non_blocking=True)
         self.done[k] = torch.cuda.Event(); self.done[k].record()
         return xb, yb
 
+# %% ../nbs/00l_batches.ipynb #d3c5343d
 def shard_batches(ld:TensorLoader, # the training data
-                   epoch:int, seed:int, # together they fix the permutation, identical on every rank
-                   rank:int=0, world:int=1, # this process takes every `world`-th index from `rank`
-                   device:torch.device|None=None, # a CUDA device: copy through pinned buffers
+                   epoch:int, seed:int, # fix the permutation, the same on every rank
+                   rank:int=0, world:int=1, # this process takes every `world`-th index,
+                                            # from `rank` on
+                   device:torch.device|None=None, # CUDA: copy through pinned buffers
                   ):
-    "One epoch of this rank's batches of `ld` (batch size `ld.batch_size // world`), on `device`"
+    "One epoch of this rank's batches, `ld.batch_size // world` each, on `device`"
     n = len(ld.x)
     g = torch.Generator().manual_seed(seed*100_003 + epoch)
     perm = torch.randperm(n, generator=g) if ld.shuffle else torch.arange(n)
     m, bs = n // world, max(1, ld.batch_size // world)
-    mine = perm[rank::world][:m].to(ld.x.device)  # equal shares: every rank takes the same number of steps
-    pinned = (_Pinned(ld.x, ld.y, bs, device)
-              if device is not None and device.type == 'cuda' and ld.x.device.type == 'cpu' else None)
+    # equal shares: every rank takes the same number of steps
+    mine = perm[rank::world][:m].to(ld.x.device)
+    to_gpu = device is not None and device.type == 'cuda' and ld.x.device.type == 'cpu'
+    pinned = _Pinned(ld.x, ld.y, bs, device) if to_gpu else None
     for i in range(0, m - (m % bs if ld.drop_last else 0), bs):
         j = mine[i:i+bs]
-        xb, yb = pinned(ld.x, ld.y, j) if pinned else (ld.x.index_select(0, j), ld.y.index_select(0, j))
+        if pinned: xb, yb = pinned(ld.x, ld.y, j)
+        else: xb, yb = ld.x.index_select(0, j), ld.y.index_select(0, j)
         if ld.binarize: xb = torch.bernoulli(xb)  # on the GPU when it is there
         yield Batch(xb, yb)
 
@@ -69,7 +76,8 @@ def _split(data):
 def _fits_on(device, *loaders) -> bool:
     "Whether the tensors of `loaders` take under half of `device`'s free memory"
     if device.type != 'cuda': return True
-    need = sum(t.numel()*t.element_size() for ld in loaders if isinstance(ld, TensorLoader) for t in (ld.x, ld.y))
+    need = sum(t.numel()*t.element_size() for ld in loaders
+               if isinstance(ld, TensorLoader) for t in (ld.x, ld.y))
     return need < 0.5*torch.cuda.mem_get_info(device)[0]
 
 def _is_empty(ld) -> bool:
@@ -82,6 +90,7 @@ def _is_own(data) -> bool:
             or hasattr(data, '__array__')
             or is_xy_pair(data) or isinstance(data, torch.utils.data.Dataset))
 
+# %% ../nbs/00l_batches.ipynb #8c70d6a5
 def _rebatch(ld, bs:int|None, what:str):
     "`ld` with batch size `bs` (None: its own); own data read into a `TensorLoader`"
     if _is_own(ld):
@@ -109,10 +118,12 @@ def _size(ld) -> int|None:
     try: return len(ld.dataset)
     except (AttributeError, TypeError): return None
 
+# %% ../nbs/00l_batches.ipynb #d5b0ccf8
 def needs_unit(model) -> bool:
     "Whether `model`'s likelihood is a Bernoulli one, whose targets must lie in [0, 1]"
     lik = getattr(model, 'likelihood', None)
-    return isinstance(lik, Bernoulli) or lik == 'bernoulli'  # an object, or a custom model's name
+    # an object, or a custom model's name
+    return isinstance(lik, Bernoulli) or lik == 'bernoulli'
 
 def _check_data(model, ld, what:str, unit:bool):
     "Refuse data that would fail later or train silently to nonsense, before any work"
@@ -134,6 +145,7 @@ def check_batch(model, b:Batch, unit:bool):
     if (n_classes := getattr(model, 'n_classes', None)) is not None:
         check_labels(b.y, n_classes, len(b.x))
 
+# %% ../nbs/00l_batches.ipynb #44485749
 def fit_loaders(data, cfg, device, dd, model):
     "The training and validation loaders, checked, rebatched and placed for this run"
     train, valid = _split(data)
@@ -149,25 +161,35 @@ def fit_loaders(data, cfg, device, dd, model):
         _check_data(model, valid, 'validation', unit)
     if isinstance(train, TensorLoader):
         if dd is not None and train.batch_size % dd.world:
-            warnings.warn(f"batch_size {train.batch_size} is not a multiple of the {dd.world} processes: "
-                          f"each takes {max(1, train.batch_size // dd.world)} examples per step")
-        if device.type != 'cpu' and cfg.data_on_device and _fits_on(device, train, valid):
-            train = train.to(device); valid = valid.to(device) if isinstance(valid, TensorLoader) else valid
+            each = max(1, train.batch_size // dd.world)
+            warnings.warn(f"batch_size {train.batch_size} is not a multiple of the "
+                          f"{dd.world} processes: each takes {each} examples per step")
+        on_device = device.type != 'cpu' and cfg.data_on_device
+        if on_device and _fits_on(device, train, valid):
+            train = train.to(device)
+            if isinstance(valid, TensorLoader): valid = valid.to(device)
     elif dd is not None and not isinstance(getattr(train, 'sampler', None),
-                                           torch.utils.data.distributed.DistributedSampler):
-        raise TypeError("Under torchrun, fit shards a TensorLoader (e.g. get_data(...)) itself; for another "
-                        f"loader ({type(train).__name__}) use a DataLoader with a DistributedSampler")
-    if dd is not None and isinstance(valid, TensorLoader):  # each rank scores its share of the validation set
+                                           torch.utils.data.DistributedSampler):
+        raise TypeError("Under torchrun, fit shards a TensorLoader (e.g. get_data(...))"
+                        f" itself; for another loader ({type(train).__name__}) use a "
+                        "DataLoader with a DistributedSampler")
+    # each rank scores its share of the validation set
+    if dd is not None and isinstance(valid, TensorLoader):
         r, w = dd.rank, dd.world
-        valid = TensorLoader(valid.x[r::w].contiguous(), valid.y[r::w].contiguous(), valid.batch_size)
+        valid = TensorLoader(valid.x[r::w].contiguous(), valid.y[r::w].contiguous(),
+                             valid.batch_size)
     return train, valid
 
+# %% ../nbs/00l_batches.ipynb #aeeab746
 def epoch_batches(train, epoch, cfg, dd, device):
     "This epoch's batches, and how many there are"
-    if isinstance(train, TensorLoader) and (dd is not None or train.x.device.type != device.type):
+    if isinstance(train, TensorLoader) and (dd is not None
+                                            or train.x.device.type != device.type):
         r, w = (dd.rank, dd.world) if dd is not None else (0, 1)
-        return shard_batches(train, epoch, cfg.seed, r, w, device), n_shard_batches(train, w)
-    if hasattr(getattr(train, 'sampler', None), 'set_epoch'): train.sampler.set_epoch(epoch)
+        batches = shard_batches(train, epoch, cfg.seed, r, w, device)
+        return batches, n_shard_batches(train, w)
+    sampler = getattr(train, 'sampler', None)
+    if hasattr(sampler, 'set_epoch'): sampler.set_epoch(epoch)
     try: n = len(train)
     except TypeError: n = None
     return train, n

@@ -1,9 +1,11 @@
-"""`save` and `load`: weights with their architecture, config, metrics and command, written atomically and checksummed, loadable in a fresh process.
+"""`save` and `load`: atomic, checksummed checkpoints that load in a fresh process.
 
-`save(path, model, cfg, metrics, command, history)` writes a checkpoint atomically with a SHA-256 checksum;
-`load(path)` verifies it and rebuilds the model from its architecture record (importing the defining
-module itself, so it works in a fresh process), or fills the model you pass, refusing other
-architectures or configs. `fit` saves through it when `TrainConfig(checkpoint=...)` is set.
+A checkpoint holds the weights with their architecture, config, metrics and command.
+`save(path, model, cfg, metrics, command, history)` writes one atomically with a SHA-256
+checksum; `load(path)` verifies it and rebuilds the model from its architecture record
+(importing the defining module itself, so it works in a fresh process), or fills the
+model you pass, refusing other architectures or configs. `fit` saves through it when
+`TrainConfig(checkpoint=...)` is set.
 
 Docs: https://vae-book.github.io/vae-book/checkpoint.html.md"""
 
@@ -36,7 +38,8 @@ _IGNORED = {'device', 'progress', 'checkpoint'}  # don't change what is learned
 FORMAT = 'vae_book.checkpoint/2'  # /2: checksum and module; /1 files still load
 
 def _diff(a:dict, b:dict, skip=frozenset()) -> list[str]:
-    return [f"{k}: checkpoint has {a.get(k, '<missing>')!r}, you passed {b.get(k, '<missing>')!r}"
+    miss = '<missing>'
+    return [f"{k}: checkpoint has {a.get(k, miss)!r}, you passed {b.get(k, miss)!r}"
             for k in sorted(set(a) | set(b)) if k not in skip and a.get(k) != b.get(k)]
 
 def _plain(v, where:str):
@@ -81,9 +84,10 @@ def _write_atomic(path:Path, obj):
             old.unlink(missing_ok=True)
     tmp = None
     try:
-        with _sigint_deferred():  # so a Ctrl-C cannot land between creating the file and naming it
-            fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.', suffix='.tmp',
-                                       dir=path.parent)
+        # so that a Ctrl-C cannot land between creating the file and naming it
+        with _sigint_deferred():
+            fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}.',
+                                       suffix='.tmp', dir=path.parent)
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f); f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
@@ -93,9 +97,10 @@ def _write_atomic(path:Path, obj):
             with contextlib.suppress(OSError): os.unlink(tmp)
         raise
 
+# %% ../nbs/00h_checkpoint.ipynb #829f09c5
 @contextlib.contextmanager
 def _sigint_deferred():
-    "Hold a Ctrl-C (SIGINT) that arrives inside the block; hand it to the old handler at the end"
+    "Defer a Ctrl-C (SIGINT) arriving in the block; hand it to the old handler after it"
     if threading.current_thread() is not threading.main_thread(): yield; return
     got, old = [], signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, lambda *a: got.append(a))
@@ -114,7 +119,7 @@ def _alive(pid:int) -> bool:
 # %% ../nbs/00h_checkpoint.ipynb #77776b8d
 def save(path:str|os.PathLike, # where to write (parent folders are created)
          model:nn.Module, # the trained model
-         cfg=None, # the config it was trained with: a dataclass (`TrainConfig`) or a dict
+         cfg=None, # its training config: a dataclass (`TrainConfig`) or a dict
          metrics:dict|None=None, # what it reached
          command:str|None=None, # the command that reproduces it
          history:list|None=None, # per-epoch rows (`fit` passes its `History`)
@@ -142,7 +147,7 @@ def save(path:str|os.PathLike, # where to write (parent folders are created)
 
 # %% ../nbs/00h_checkpoint.ipynb #db765c49
 def _complete(arch:dict) -> dict:
-    "`arch` with arguments its factory gained since it was saved filled in by their defaults"
+    "`arch`, with the defaults of arguments its factory gained since it was saved"
     fn = ARCHS.get(arch.get('name'))
     if fn is None: return arch
     defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
@@ -204,7 +209,8 @@ def _check_shapes(own:dict, sd:dict, name:str):
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     if bad or missing or extra:
         raise ValueError(f"{name} does not fit this model: " +
-                         "; ".join(bad + [f"missing {k}" for k in missing] + [f"unexpected {k}" for k in extra]))
+                         "; ".join(bad + [f"missing {k}" for k in missing]
+                                   + [f"unexpected {k}" for k in extra]))
 
 # %% ../nbs/00h_checkpoint.ipynb #feccb5aa
 def _rebuild(arch, sd:dict, name:str) -> nn.Module:
@@ -229,7 +235,7 @@ def _rebuild(arch, sd:dict, name:str) -> nn.Module:
 
 # %% ../nbs/00h_checkpoint.ipynb #726a2ce1
 def load(path:str|os.PathLike, # a file written by `save`
-         model:nn.Module|None=None, # fill this model; None rebuilds it from the saved architecture
+         model:nn.Module|None=None, # fill this model; None: rebuilt from the checkpoint
          cfg=None, # if given (a `TrainConfig` or a dict), must match the saved config
          map_location='cpu', # where to put the tensors
         ) -> Checkpoint:
@@ -237,10 +243,12 @@ def load(path:str|os.PathLike, # a file written by `save`
     path = Path(path); ckpt = _read(path, map_location)
     if cfg is not None:
         full = dataclasses.is_dataclass(cfg)  # a dict checks only the fields it names
-        base = asdict(type(cfg)()) if full else {}  # fields added since the save: defaults
+        # fields added since the save take their defaults
+        base = asdict(type(cfg)()) if full else {}
         want = {**base, **ckpt['config'], **(asdict(cfg) if full else dict(cfg))}
         if d := _diff({**base, **ckpt['config']}, want, _IGNORED):
-            raise ValueError(f"{path.name} was trained with a different config:\n  " + "\n  ".join(d))
+            raise ValueError(f"{path.name} was trained with a different config:\n  "
+                             + "\n  ".join(d))
     arch, sd = ckpt.get('arch'), ckpt['state_dict']
     if model is None:
         if isinstance(arch, dict) and isinstance(arch.get('name'), str):
@@ -252,7 +260,8 @@ def load(path:str|os.PathLike, # a file written by `save`
         if arch['name'] != model.arch['name']:
             d.insert(0, f"name: checkpoint has {arch['name']!r}, you passed "
                         f"{model.arch['name']!r}")
-        raise ValueError(f"{path.name} holds a different architecture:\n  " + "\n  ".join(d))
+        raise ValueError(f"{path.name} holds a different architecture:\n  "
+                         + "\n  ".join(d))
     _check_shapes(model.state_dict(), sd, path.name)
     model.load_state_dict(sd)
     return Checkpoint(model, ckpt['config'], ckpt['metrics'], ckpt.get('command'),

@@ -1,10 +1,12 @@
 """Devices, seeds and the book's plotting set-up: the few things every chapter needs.
 
-Every chapter starts with `device = get_device()` (CUDA, then MPS, then CPU; or the one you name) and
-`set_seed(n)` (Python, NumPy and torch, on every device). `use_book_renderer()` makes plotly figures show in
-JupyterLab and on the static site alike. `register_arch` records how a model was built (factory name and
-arguments, in `model.arch`), so `vae_book.train.save`/`load` and `build_arch` can rebuild it by name;
-`budget(fast, full)` picks a notebook's small CI-sized setting unless `$VAE_BOOK_FULL` is set.
+Every chapter starts with `device = get_device()` (CUDA, then MPS, then CPU; or the one
+you name) and `set_seed(n)` (Python, NumPy and torch, on every device).
+`use_book_renderer()` makes plotly figures show in JupyterLab and on the static site
+alike. `register_arch` records how a model was built (factory name and arguments, in
+`model.arch`), so `vae_book.train.save`/`load` and `build_arch` can rebuild it by name;
+`budget(fast, full)` picks a notebook's small CI-sized setting unless `$VAE_BOOK_FULL`
+is set.
 
 Docs: https://vae-book.github.io/vae-book/core.html.md"""
 
@@ -27,27 +29,33 @@ __all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin'
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
     if dev.type == 'cpu': return True
-    if dev.type == 'cuda': return torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()
+    if dev.type == 'cuda':
+        return (torch.cuda.is_available()
+                and (dev.index or 0) < torch.cuda.device_count())
     if dev.type == 'mps': return torch.backends.mps.is_available()
     mod = getattr(torch, dev.type, None)
     return bool(mod is not None and getattr(mod, 'is_available', lambda: False)())
 
-def get_device(device:str|torch.device|None=None, # e.g. 'cpu', 'cuda', 'cuda:1', 'mps'; None picks the best
+def get_device(device:str|torch.device|None=None, # e.g. 'cpu', 'cuda', 'cuda:1', 'mps';
+                                                  # None picks the best
               ) -> torch.device:
-    "The `device` asked for (or `$VAE_BOOK_DEVICE`), else the current accelerator, else the CPU"
+    "`device` or `$VAE_BOOK_DEVICE` if set, else the current accelerator, else the CPU"
     device = device if device is not None else os.environ.get('VAE_BOOK_DEVICE') or None
     if device is not None:
         try: dev = torch.device(device)
-        except RuntimeError as e: raise ValueError(f"Unknown device {device!r}: {e}") from None
+        except RuntimeError as e:
+            raise ValueError(f"Unknown device {device!r}: {e}") from None
         if not _available(dev):
-            raise RuntimeError(f"Device {str(dev)!r} was asked for but is not available on this machine; "
-                               f"use get_device() to pick the best available one")
+            raise RuntimeError(f"Device {str(dev)!r} was asked for but is not "
+                               "available on this machine; use get_device() to pick "
+                               "the best available one")
         return dev
     acc = getattr(torch, 'accelerator', None)
-    if acc is not None and acc.is_available(): return torch.device(acc.current_accelerator().type)
+    if acc is not None and acc.is_available():
+        return torch.device(acc.current_accelerator().type)
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
-        return torch.device('mps')
+    mps = getattr(torch.backends, 'mps', None)
+    if mps is not None and mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
 # %% ../nbs/00_core.ipynb #ea898fca
@@ -65,7 +73,7 @@ class DeviceMixin:
 def slerp(z1:Tensor, z2:Tensor, # (..., D) end codes (broadcast)
           a:Tensor, # (S, 1) or broadcastable fractions: 0 gives `z1`, 1 gives `z2`
          ) -> Tensor: # the broadcast shape, e.g. (S, D)
-    "Spherical interpolation: direction along the great circle, length linear (White 2016)"
+    "Spherical interpolation: direction on the great circle, length linear (White 2016)"
     n1, n2 = z1.norm(dim=-1, keepdim=True), z2.norm(dim=-1, keepdim=True)
     u1, u2 = z1/n1.clamp(min=1e-12), z2/n2.clamp(min=1e-12)
     om = torch.arccos((u1*u2).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
@@ -127,7 +135,7 @@ def budget(fast, full):
 # %% ../nbs/00_core.ipynb #6c373b49
 @contextmanager
 def evaluating(model:torch.nn.Module):
-    "Eval mode inside the block (dropout off, batch norm frozen), the previous mode after it, even on errors"
+    "Eval mode in the block (dropout off, batch norm frozen); restored even on errors"
     was = model.training; model.eval()
     try: yield model
     finally: model.train(was)
@@ -160,6 +168,7 @@ def check_float(name:str, value, min:float=0.0, # the bound `value` must respect
         raise ValueError(f"{name} must be a finite number {rng}, got {value!r}")
     return float(value)
 
+# %% ../nbs/00_core.ipynb #c608fc18
 def check_choice(name:str, value, choices) -> object:
     "`value` if it is one of `choices`, or a `ValueError` listing them"
     if not any(value is c or (type(value) == type(c) and value == c) for c in choices):
@@ -208,6 +217,7 @@ def check_data(x, # the examples, `(N, ...)`
                          f"Bernoulli model needs them in [0, 1]: {_range_hint(hi)}")
     return x
 
+# %% ../nbs/00_core.ipynb #44573f61
 def check_labels(y, # class indices, a tensor or a list
                  n_classes:int|None=None, # labels must lie in [0, n_classes)
                  n:int|None=None, # the number of examples they label, if known
@@ -232,7 +242,7 @@ def check_labels(y, # class indices, a tensor or a list
 ARCHS = {}
 
 def register_arch(fn):
-    "Register the model factory `fn`; the models it builds remember `fn`'s name and arguments in `.arch`"
+    "Register factory `fn`: the models it builds keep its name and arguments in `.arch`"
     sig = inspect.signature(fn)
     @functools.wraps(fn)
     def _inner(*args, **kwargs):
@@ -252,8 +262,8 @@ def build_arch(arch:dict):
     "Build the model that `arch` (a `model.arch` record) describes"
     name = arch.get('name') if isinstance(arch, dict) else None
     if name not in ARCHS:
-        raise KeyError(f"No model architecture named {name!r} is registered; known: {sorted(ARCHS)}. "
-                       "Import the module that defines it first.")
+        raise KeyError(f"No model architecture named {name!r} is registered; known: "
+                       f"{sorted(ARCHS)}. Import the module that defines it first.")
     kwargs = arch.get('kwargs', {})
     if not isinstance(kwargs, dict):
         raise TypeError(f"arch['kwargs'] must be a dict, got {kwargs!r}")
@@ -264,7 +274,7 @@ def build_arch(arch:dict):
 
 # %% ../nbs/00_core.ipynb #736a94e6
 class Player(NamedTuple):
-    "One side of a game that `fit` trains: the parameters it moves and the loss it minimises"
+    "One side of a game `fit` trains: the parameters it moves and the loss it minimises"
     name: str                     # e.g. 'd' or 'g'; prefixes its columns in the history
     params: list                  # the parameters this player's Adam updates
     loss: Callable                # batch -> NamedTuple whose first field is `loss`

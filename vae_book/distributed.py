@@ -1,4 +1,4 @@
-"""`fit` under `torchrun`: joining the process group, rank 0's weights everywhere, gradients averaged across processes.
+"""`fit` under `torchrun`: join the group, share rank 0's weights, average gradients.
 
 Docs: https://vae-book.github.io/vae-book/distributed.html.md"""
 
@@ -26,7 +26,7 @@ def _leave_group():
     if dist.is_initialized(): dist.destroy_process_group()
 
 def join_group(device:str|torch.device|None=None) -> tuple[torch.device, DistInfo|None]:
-    "This process's device and rank (None alone); joins torchrun's process group if need be"
+    "This process's device and rank (None alone), joining torchrun's group if need be"
     world = int(os.environ.get('WORLD_SIZE', '1'))
     joined = dist.is_available() and dist.is_initialized()
     if not joined and world <= 1: return get_device(device), None
@@ -35,7 +35,8 @@ def join_group(device:str|torch.device|None=None) -> tuple[torch.device, DistInf
     local = int(os.environ.get('LOCAL_RANK', '0'))
     device = get_device(device)
     if device.type == 'cuda':
-        if device.index is None: device = torch.device('cuda', local % torch.cuda.device_count())
+        if device.index is None:
+            device = torch.device('cuda', local % torch.cuda.device_count())
         torch.cuda.set_device(device)
     elif device.type != 'cpu':
         raise RuntimeError("multi-process training runs on CUDA (nccl) or CPU (gloo), "
@@ -58,7 +59,8 @@ def broadcast_state(model:nn.Module, device:torch.device, buffers_only:bool=Fals
     "Copy rank 0's parameters (and buffers) to every process"
     ts = list(model.buffers()) if buffers_only else list(model.state_dict().values())
     for t in ts:
-        if t.numel(): c = t.detach().to(_comm_device(device)); dist.broadcast(c, 0); t.data.copy_(c)
+        if not t.numel(): continue
+        c = t.detach().to(_comm_device(device)); dist.broadcast(c, 0); t.data.copy_(c)
 
 def average_grads(params:list, world:int, device:torch.device):
     "Average the gradients of `params` over the processes, in one all-reduce"

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 from torch import Tensor
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from plotly.colors import qualitative
 from PIL import Image
 
 # %% auto #0
-__all__ = ['to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'pca_2d', 'plot_latent_scatter', 'plot_kl_per_dim',
-           'plot_history']
+__all__ = ['COLOURS', 'to_images', 'png_uri', 'image_from_uri', 'tile', 'plot_images', 'pca_2d', 'plot_latent_scatter',
+           'plot_kl_per_dim', 'plot_history', 'plot_sample_grids', 'plot_step_losses', 'plot_monitor',
+           'plot_class_histograms']
 
 # %% ../nbs/00p_plots.ipynb #bff11ff6
 def to_images(x) -> np.ndarray:
@@ -230,4 +232,103 @@ def plot_history(hist:Sequence[dict], # a `History` (or any list of per-epoch di
                                  line=dict(color=colour[metric(k)], dash=dash)))
     fig.update_layout(title=title, xaxis_title='epoch', yaxis_title='value', width=720,
                       height=400, yaxis_type='log' if log_y else 'linear')
+    return fig
+
+# %% ../nbs/00p_plots.ipynb #38f7d5fd
+def plot_sample_grids(grids:dict, # title -> images `(N, 1, 28, 28)` or a grid's PNG URI
+                      ncols:int=6, # images per row
+                      title:str|None=None,
+                     ) -> go.Figure:
+    "Grids of images next to each other, one panel per entry"
+    uris = {k: v if isinstance(v, str) else png_uri(tile(to_images(v), ncols))
+            for k, v in grids.items()}
+    fig = make_subplots(1, len(uris), subplot_titles=list(uris),
+                        horizontal_spacing=0.02)
+    for i, u in enumerate(uris.values()):
+        fig.add_trace(go.Image(source=u, hoverinfo='skip'), 1, i + 1)
+    fig.update_xaxes(visible=False); fig.update_yaxes(visible=False)
+    fig.update_layout(title=title, height=300 if title else 270,
+                      width=230*len(uris) + 40,
+                      margin=dict(l=10, r=10, t=70 if title else 40, b=10))
+    return fig
+
+# %% ../nbs/00p_plots.ipynb #9f2c41d7
+def _smooth(v:Sequence[float], w:int) -> list[float]:
+    "Running mean over the last `w` values"
+    t = torch.tensor(v, dtype=torch.float64)
+    c = torch.cat([torch.zeros(1, dtype=t.dtype), t.cumsum(0)])
+    i = torch.arange(1, len(t) + 1); lo = (i - w).clamp(min=0)
+    return ((c[i] - c[lo])/(i - lo)).tolist()
+
+def _thin(v:Sequence, n:int=500) -> tuple[list, list]:
+    "At most about `n` evenly spaced (step, value) pairs, so saved figures stay small"
+    k = max(1, math.ceil(len(v)/n))
+    return list(range(1, len(v) + 1))[::k], list(v)[::k]
+
+COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b']
+
+def plot_step_losses(curves:dict, # panel title -> {trace name: per-step values}
+                     smooth:int=20, # running-mean window, in stored values
+                     title:str|None=None,
+                     strides:dict|None=None, # panel -> steps per stored value, else 1
+                    ) -> go.Figure:
+    "Per-step losses, one panel per model: raw (thin) and a running mean (thick)"
+    fig = make_subplots(1, len(curves), subplot_titles=list(curves),
+                        horizontal_spacing=0.07)
+    for i, (panel, traces) in enumerate(curves.items()):
+        s = (strides or {}).get(panel, 1)
+        for j, (k, v) in enumerate(traces.items()):
+            c, name = COLOURS[j % len(COLOURS)], f'{panel}: {k}'
+            raw, smoothed = (v, 1, 0.35, False), (_smooth(v, smooth), 2.5, 1., True)
+            for vals, width, op, show in (raw, smoothed):
+                x, y = _thin(vals)
+                x, y = [s*t for t in x], [float(f'{v:.4g}') for v in y]
+                fig.add_trace(go.Scatter(x=x, y=y, name=name, legendgroup=name,
+                                         showlegend=show,
+                                         line=dict(color=c, width=width), opacity=op),
+                              1, i + 1)
+        fig.update_xaxes(title_text='step', row=1, col=i + 1)
+    fig.update_yaxes(title_text='nats per example', row=1, col=1)
+    fig.update_layout(title=title, height=380, width=min(1100, 380*len(curves) + 200))
+    return fig
+
+# %% ../nbs/00p_plots.ipynb #c2689f8b
+def plot_monitor(monitors:dict, # model name -> `History.monitor`
+                 title:str|None=None,
+                ) -> go.Figure:
+    "FD-LeNet and class-coverage entropy of each model's samples over training"
+    fig = make_subplots(1, 2, subplot_titles=['FD-LeNet (lower is better)',
+                                              'coverage entropy (nats)'])
+    for i, (k, m) in enumerate(monitors.items()):
+        ep = [r['epoch'] for r in m]
+        for col, key in ((1, 'fd'), (2, 'entropy')):
+            fig.add_trace(go.Scatter(x=ep, y=[r[key] for r in m], name=k, legendgroup=k,
+                                     showlegend=col == 1,
+                                     mode='lines+markers', marker=dict(size=4),
+                                     line=dict(color=COLOURS[i % len(COLOURS)])),
+                          1, col)
+    fig.add_hline(y=math.log(10), line_dash='dot', line_color='grey', row=1, col=2,
+                  annotation_text='log 10', annotation_position='bottom right')
+    fig.update_xaxes(title_text='epoch'); fig.update_yaxes(type='log', row=1, col=1)
+    fig.update_layout(title=title, height=380, width=900)
+    return fig
+
+# %% ../nbs/00p_plots.ipynb #7e05e831
+def plot_class_histograms(monitors:dict, # model name -> `History.monitor`
+                          classes:Sequence[str]|None=None, # class names
+                          title:str|None=None,
+                         ) -> go.Figure:
+    "Each model's class histogram of samples at each check: a heatmap (classes x epoch)"
+    fig = make_subplots(1, len(monitors), subplot_titles=list(monitors),
+                        horizontal_spacing=0.04)
+    for i, m in enumerate(monitors.values()):
+        f = torch.tensor([r['frac'] for r in m]).T  # (n_classes, checks)
+        ys = list(classes) if classes is not None else [str(c) for c in range(len(f))]
+        epochs = [round(r['epoch'], 2) for r in m]
+        fig.add_trace(go.Heatmap(z=f.numpy(), x=epochs, y=ys, zmin=0, zmax=1,
+                                 colorscale='Viridis', showscale=i == len(monitors) - 1,
+                                 colorbar=dict(title='share')), 1, i + 1)
+        fig.update_xaxes(title_text='epoch', row=1, col=i + 1)
+        if i: fig.update_yaxes(showticklabels=False, row=1, col=i + 1)
+    fig.update_layout(title=title, height=360, width=min(1100, 300*len(monitors) + 200))
     return fig

@@ -1,9 +1,10 @@
-"""Small checkpoints shipped inside the package, so every explorer works before you train anything.
+"""Small checkpoints in the package, so every explorer works before you train anything.
 
-`load_pretrained(name)` returns a small model trained by this book's own `fit` and shipped inside the
-package (fp16 weights, loadable offline), ready for the explorers; `list_pretrained()` lists them with their
-datasets, recorded metrics and file sizes. `reproduce(name)` retrains one from its recipe, and `check_pretrained`
-verifies the shipped files against their recorded metrics.
+`load_pretrained(name)` returns a small model trained by this book's own `fit` and
+shipped inside the package (fp16 weights, loadable offline), ready for the explorers;
+`list_pretrained()` lists them with their datasets, recorded metrics and file sizes.
+`reproduce(name)` retrains one from its recipe, and `check_pretrained` verifies the
+shipped files against their recorded metrics.
 
 Docs: https://vae-book.github.io/vae-book/pretrained.html.md"""
 
@@ -35,51 +36,60 @@ class Recipe:
     cfg: TrainConfig         # the training run
     metric: str              # the test metric a retrain must reach again
     tol: float               # allowed |retrained - recorded| for `metric`
-    module: str              # the module that registers the architecture (imported on demand)
+    module: str              # registers the architecture (imported on demand)
     description: str = ''
 
+# %% ../nbs/00f_pretrained.ipynb #23f4507a
 _VAE = dict(epochs=10, lr=1e-3, batch_size=128, seed=42, progress=False)
-_DIGITS = dict(_VAE, epochs=150)  # 8,000 training digits: more passes, same number of steps scale
+_DIGITS = dict(_VAE, epochs=150)  # 8,000 digits: more passes, a similar scale of steps
 RECIPES = {
     'vae_mlp2_digits': Recipe(
-        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 2}}, 'digits', 'dynamic', TrainConfig(**_DIGITS),
-        'test_loss', 2.0, 'vae_book.models.vae',
+        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 2}}, 'digits', 'dynamic',
+        TrainConfig(**_DIGITS), 'test_loss', 2.0, 'vae_book.models.vae',
         'MLP VAE 784-400-2 on the digits: the 2-D latent manifold and interpolations'),
     'vae_mlp20_digits': Recipe(
-        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 20}}, 'digits', 'dynamic', TrainConfig(**_DIGITS),
-        'test_loss', 2.0, 'vae_book.models.vae', 'MLP VAE 784-400-20 on the digits'),
+        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 20}}, 'digits', 'dynamic',
+        TrainConfig(**_DIGITS), 'test_loss', 2.0, 'vae_book.models.vae',
+        'MLP VAE 784-400-20 on the digits'),
     'cvae_mlp2_digits': Recipe(
-        {'name': 'cvae', 'kwargs': {'latent_dim': 2}}, 'digits', 'dynamic', TrainConfig(**_DIGITS),
-        'test_loss', 2.0, 'vae_book.models.cvae',
-        'conditional MLP VAE on the digits, 2-D style code + digit label: the class picker'),
+        {'name': 'cvae', 'kwargs': {'latent_dim': 2}}, 'digits', 'dynamic',
+        TrainConfig(**_DIGITS), 'test_loss', 2.0, 'vae_book.models.cvae',
+        'conditional MLP VAE on the digits, 2-D style code + digit label: '
+        'the class picker'),
     'lenet_digits': Recipe(
         {'name': 'lenet', 'kwargs': {}}, 'digits', None,
         TrainConfig(epochs=20, lr=1e-3, batch_size=128, seed=42, progress=False),
         'test_acc', 0.01, 'vae_book.models.lenet',
         'LeNet digit judge (grey levels): accuracy, coverage, FD-LeNet on the digits'),
     'vae_mlp2_fashion': Recipe(
-        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 2}}, 'fashion', 'dynamic', TrainConfig(**_VAE),
-        'test_loss', 2.0, 'vae_book.models.vae', 'MLP VAE 784-400-2: the 2-D latent manifold and interpolations'),
+        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 2}}, 'fashion', 'dynamic',
+        TrainConfig(**_VAE), 'test_loss', 2.0, 'vae_book.models.vae',
+        'MLP VAE 784-400-2: the 2-D latent manifold and interpolations'),
     'vae_mlp20_fashion': Recipe(
-        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 20}}, 'fashion', 'dynamic', TrainConfig(**_VAE),
-        'test_loss', 2.0, 'vae_book.models.vae', 'MLP VAE 784-400-20 (as in pytorch/examples)'),
+        {'name': 'mlp_vae', 'kwargs': {'latent_dim': 20}}, 'fashion', 'dynamic',
+        TrainConfig(**_VAE), 'test_loss', 2.0, 'vae_book.models.vae',
+        'MLP VAE 784-400-20 (as in pytorch/examples)'),
     'cvae_mlp2_fashion': Recipe(
-        {'name': 'cvae', 'kwargs': {'latent_dim': 2}}, 'fashion', 'dynamic', TrainConfig(**_VAE),
-        'test_loss', 2.0, 'vae_book.models.cvae', 'conditional MLP VAE, 2-D style code + class label: the class picker'),
+        {'name': 'cvae', 'kwargs': {'latent_dim': 2}}, 'fashion', 'dynamic',
+        TrainConfig(**_VAE), 'test_loss', 2.0, 'vae_book.models.cvae',
+        'conditional MLP VAE, 2-D style code + class label: the class picker'),
     'lenet_fashion': Recipe(
         {'name': 'lenet', 'kwargs': {}}, 'fashion', None,
         TrainConfig(epochs=3, lr=1e-3, batch_size=128, seed=42, progress=False),
-        'test_acc', 0.01, 'vae_book.models.lenet', 'LeNet judge classifier (grey levels): accuracy, coverage, FD-LeNet'),
+        'test_acc', 0.01, 'vae_book.models.lenet',
+        'LeNet judge classifier (grey levels): accuracy, coverage, FD-LeNet'),
 }
 
 # %% ../nbs/00f_pretrained.ipynb #526ec671
-WEIGHTS = Path(vae_book.__file__).resolve().parent/'weights'  # installed with the package
+WEIGHTS = Path(vae_book.__file__).resolve().parent/'weights'  # shipped in the package
 
 def _check(name:str) -> Recipe:
     if name not in RECIPES:
-        raise KeyError(f"No pretrained model named {name!r}; available: {sorted(RECIPES)}. "
-                       "Names end in the dataset they were trained on (e.g. '_fashion').")
-    importlib.import_module(RECIPES[name].module)  # registers the architecture for `build_arch`
+        raise KeyError(f"No pretrained model named {name!r}; available: "
+                       f"{sorted(RECIPES)}. Names end in the dataset they were trained "
+                       "on (e.g. '_fashion').")
+    # registers the architecture for `build_arch`
+    importlib.import_module(RECIPES[name].module)
     return RECIPES[name]
 
 def weights_path(name:str) -> Path:
@@ -88,27 +98,32 @@ def weights_path(name:str) -> Path:
 
 # %% ../nbs/00f_pretrained.ipynb #6d9f0392
 def load_pretrained(name:str, # e.g. 'vae_mlp2_fashion'; see `list_pretrained`
-                    device:str|torch.device|None='cpu', # where to put it; None picks the best available
+                    device:str|torch.device|None='cpu', # None picks the best available
                    ) -> nn.Module:
-    "The shipped model `name` in eval mode; its record (metrics, config, command) is in `.card`"
+    "Shipped model `name` in eval mode; `.card` holds its metrics, config and command"
     r, path = _check(name), weights_path(name)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing from this installation of vae_book; rebuild it with "
-                                f"`python bench/reproduce_pretrained.py --write {name}`")
+        cmd = f"python bench/reproduce_pretrained.py --write {name}"
+        raise FileNotFoundError(f"{path} is missing from this installation of "
+                                f"vae_book; rebuild it with `{cmd}`")
     ck = load(path)
     model = ck.model.float().to(get_device(device)).eval()
-    model.card = {'name': name, 'dataset': ck.config.get('dataset', r.dataset), 'description': r.description,
-                  'metrics': ck.metrics, 'config': ck.config, 'command': ck.command}
+    model.card = {'name': name, 'dataset': ck.config.get('dataset', r.dataset),
+                  'description': r.description, 'metrics': ck.metrics,
+                  'config': ck.config, 'command': ck.command}
     return model
 
 def list_pretrained() -> list[dict]:
-    "One row per shipped model: name, dataset, description, recorded metrics and file size"
+    "One row per shipped model: name, dataset, description, recorded metrics, file size"
     rows = []
     for name, r in RECIPES.items():
         p = weights_path(name)
-        metrics = torch.load(p, map_location='cpu', weights_only=True)['metrics'] if p.exists() else {}
+        metrics, size = {}, None
+        if p.exists():
+            metrics = torch.load(p, map_location='cpu', weights_only=True)['metrics']
+            size = round(p.stat().st_size/1024)
         rows.append({'name': name, 'dataset': r.dataset, 'description': r.description,
-                     'metrics': metrics, 'size_kb': round(p.stat().st_size/1024) if p.exists() else None})
+                     'metrics': metrics, 'size_kb': size})
     return rows
 
 # %% ../nbs/00f_pretrained.ipynb #c26e8016
@@ -128,16 +143,18 @@ def _half_round_trip(model:nn.Module) -> nn.Module:
     "What loading an fp16-stored checkpoint gives back"
     return model.half().float()
 
+# %% ../nbs/00f_pretrained.ipynb #eaf231b1
 def reproduce(name:str, # a recipe in `RECIPES`
               dataset:str|None=None, # train on another dataset than the recipe's
               epochs:int|None=None, # override the recipe's epochs (quick checks)
               device:str|torch.device|None=None, # None picks the best available
               progress:bool=True,
              ) -> tuple[nn.Module, dict]:
-    "Retrain recipe `name` from scratch; returns the model (after the fp16 round trip) and its metrics"
+    "Retrain `name` from scratch: the model (after the fp16 round trip) and its metrics"
     r = _check(name); data = _data(r, dataset)
     model = build_arch(r.arch)
-    cfg = dataclasses.replace(r.cfg, progress=progress, device=None if device is None else str(device),
+    dev = None if device is None else str(device)
+    cfg = dataclasses.replace(r.cfg, progress=progress, device=dev,
                               **({} if epochs is None else {'epochs': epochs}))
     fit(model, data, cfg)
     model = _half_round_trip(model.cpu())
@@ -145,7 +162,7 @@ def reproduce(name:str, # a recipe in `RECIPES`
 
 def write_pretrained(name:str, model:nn.Module, metrics:dict, dataset:str|None=None,
                      folder:str|Path|None=None) -> Path:
-    "Store `model` (as fp16) with its recipe, metrics and the command that reproduces it"
+    "Store `model` (as fp16) with its recipe, metrics and the command reproducing it"
     r = _check(name); ds = dataset or r.dataset
     cfg = {**asdict(r.cfg), 'dataset': ds, 'binarize': r.binarize}
     path = Path(folder)/f'{name}.pt' if folder is not None else weights_path(name)
@@ -154,7 +171,7 @@ def write_pretrained(name:str, model:nn.Module, metrics:dict, dataset:str|None=N
 
 # %% ../nbs/00f_pretrained.ipynb #6e23330f
 def check_pretrained(name:str, data=None) -> dict:
-    "Re-measure the shipped `name` on its test set; returns {metric: (recorded, measured)}"
+    "Re-measure shipped `name` on its test set; returns {metric: (recorded, measured)}"
     r = _check(name); model = load_pretrained(name)
     data = data if data is not None else _data(r)
     got = measure(model, data)

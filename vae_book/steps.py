@@ -238,6 +238,7 @@ def _train_epoch(lp:_Loop, train, epoch:int, hist, stop, watch) -> dict|None:
     row['time'] = time.perf_counter() - t0 - t_watch
     return row
 
+# %% ../nbs/00q_steps.ipynb #ce454fec
 def _raise_if_bad(lp:_Loop, bad:Tensor|None, epoch:int, step:int, hist):
     "GPUs: stop if a step since the last check had a non-finite loss (it was skipped)"
     if bad is None: return
@@ -298,6 +299,7 @@ def fork_rng(device:torch.device):
     if device.type == 'cpu': return torch.random.fork_rng(devices=[])
     return torch.random.fork_rng(device_type=device.type)
 
+# %% ../nbs/00q_steps.ipynb #b0476e19
 class _Stop:
     "Set by the first Ctrl-C: `fit` finishes the step it is in and returns"
     def __init__(self): self.set = False

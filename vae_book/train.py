@@ -192,6 +192,7 @@ def fit(model:nn.Module, # has `loss(batch)` -> NamedTuple(loss, ...), or `playe
         for p, r in trainable.items(): p.requires_grad_(r)
     return hist
 
+# %% ../nbs/00b_train.ipynb #f00e1bae
 def _config(cfg, overrides:dict) -> TrainConfig:
     "`cfg` (or the defaults) with `overrides` applied; unknown names are an error"
     if cfg is not None and not isinstance(cfg, TrainConfig):

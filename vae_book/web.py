@@ -1,10 +1,11 @@
-"""Decoders that run in the reader's browser: an MLP decoder's weights as a JavaScript file, and a live latent explorer for the book's static site.
+"""Decoders that run in the reader's browser: weights as JavaScript and a live explorer.
 
-`live_decoder(model, x, y)` shows a live view of a trained decoder: on the book's site, hover or drag over
-the latent plane (or pick a class) and the decoded image appears at once, computed in the page by a
-small JavaScript matrix multiply, with no kernel. In JupyterLab, and wherever JavaScript is off, the same
-output shows a static image. `decoder_spec` reads an MLP decoder's layers, `spec_decode` is the NumPy
-twin of the browser's arithmetic, and `write_decoder_js` writes the weights file the site loads.
+`live_decoder(model, x, y)` shows a live view of a trained decoder: on the book's site,
+hover or drag over the latent plane (or pick a class) and the decoded image appears at
+once, computed in the page by a small JavaScript matrix multiply, with no kernel. In
+JupyterLab, and wherever JavaScript is off, the same output shows a static image.
+`decoder_spec` reads an MLP decoder's layers, `spec_decode` is the NumPy twin of the
+browser's arithmetic, and `write_decoder_js` writes the weights file the site loads.
 
 Docs: https://vae-book.github.io/vae-book/web.html.md"""
 
@@ -25,27 +26,31 @@ __all__ = ['LIVE_MIME', 'decoder_spec', 'spec_decode', 'spec_fingerprint', 'deco
            'live_decoder']
 
 # %% ../nbs/00g_web.ipynb #1ba272d2
-def decoder_spec(model:nn.Module, # a `VAE` with an `MLPDecoder` or a `CVAE` with a `CondMLPDecoder`
+def decoder_spec(model:nn.Module, # a `VAE` with an `MLPDecoder` or a `CVAE` with
+                                  # a `CondMLPDecoder`
                 ) -> dict:
     "The layers, label codes and output of `model`'s MLP decoder, as float32 arrays"
     dec, label = model.decoder, None
-    if hasattr(dec, 'mlp') and hasattr(model, 'label'):  # conditional: the MLP reads [z, c]
+    # conditional: the MLP reads [z, c]
+    if hasattr(dec, 'mlp') and hasattr(model, 'label'):
         lc = model.label
         table = lc.embed.weight if lc.embed is not None else torch.eye(lc.n_classes)
-        label, dec = table.detach().float().cpu().numpy(), dec.mlp  # row y: the code c of y
+        # row y: the code c of y
+        label, dec = table.detach().float().cpu().numpy(), dec.mlp
     if not isinstance(dec, MLPDecoder):
-        raise TypeError(f"only MLP decoders run in the browser, got {type(dec).__name__}")
+        raise TypeError("only MLP decoders run in the browser, got "
+                        f"{type(dec).__name__}")
     layers = []
     for m in [*dec.body, dec.to_logits]:
         if isinstance(m, nn.Linear):
             layers.append(dict(W=m.weight.detach().float().cpu().numpy(),   # (out, in)
                                b=m.bias.detach().float().cpu().numpy(), relu=False))
         elif isinstance(m, nn.ReLU) and layers: layers[-1]['relu'] = True
-        else: raise TypeError(f"only Linear and ReLU layers run in the browser, got {m}")
+        else: raise TypeError(f"only Linear and ReLU layers run in the browser, "
+                              f"got {m}")
+    lik = as_likelihood(getattr(model, 'likelihood', 'bernoulli'))
     return dict(latent_dim=int(model.latent_dim), label=label, layers=layers,
-                out_shape=list(dec.out_shape),
-                sigmoid=isinstance(as_likelihood(getattr(model, 'likelihood', 'bernoulli')),
-                                   Bernoulli))
+                out_shape=list(dec.out_shape), sigmoid=isinstance(lik, Bernoulli))
 
 # %% ../nbs/00g_web.ipynb #f6a82236
 def spec_decode(spec:dict, # from `decoder_spec`
@@ -65,10 +70,11 @@ def spec_decode(spec:dict, # from `decoder_spec`
 
 # %% ../nbs/00g_web.ipynb #78c834d4
 def _pack(a:np.ndarray) -> dict:
-    "`a` as base64: uint8 stays uint8; floats little-endian float16 when lossless, else float32"
+    "`a` as base64: uint8 as is; floats as little-endian f16 if lossless, else f32"
     if np.asarray(a).dtype == np.uint8:
         a = np.ascontiguousarray(a)
-        return dict(dtype='u8', shape=list(a.shape), data=base64.b64encode(a.tobytes()).decode())
+        return dict(dtype='u8', shape=list(a.shape),
+                    data=base64.b64encode(a.tobytes()).decode())
     a = np.ascontiguousarray(a, dtype=np.float32)
     half = a.astype('<f2')
     lossless = np.array_equal(half.astype(np.float32), a)
@@ -87,7 +93,8 @@ def decoder_js(spec:dict, # from `decoder_spec`
                name:str, # the model's name, e.g. 'vae_mlp2_digits'
               ) -> str:
     "JavaScript that registers the decoder as `window.VAEBookDecoders[name]`"
-    out = dict(name=name, fingerprint=spec_fingerprint(spec), latent_dim=spec['latent_dim'],
+    out = dict(name=name, fingerprint=spec_fingerprint(spec),
+               latent_dim=spec['latent_dim'],
                label=None if spec['label'] is None else _pack(spec['label']),
                layers=[dict(W=_pack(l['W']), b=_pack(l['b']), relu=l['relu'])
                        for l in spec['layers']],
@@ -98,7 +105,7 @@ def decoder_js(spec:dict, # from `decoder_spec`
 # %% ../nbs/00g_web.ipynb #bd74dff5
 def write_decoder_js(model:nn.Module, # a model `decoder_spec` can read
                      folder, # where to write `<name>.js`
-                     name:str|None=None, # default: `model.card['name']` (pretrained models)
+                     name:str|None=None, # default: `model.card['name']` (pretrained)
                     ) -> 'Path':
     "Write `model`'s decoder as a JavaScript weights file; returns its path"
     from pathlib import Path
@@ -113,16 +120,19 @@ def write_decoder_js(model:nn.Module, # a model `decoder_spec` can read
 LIVE_MIME = 'application/vnd.vae-book.live+json'
 
 class LiveDecoder:
-    "A live decoder view: static image for notebooks, configuration for the site's script"
-    def __init__(self, config:dict, fallback:str): self.config, self.fallback = config, fallback
+    "Live decoder view: static image for notebooks, configuration for the site's script"
+    def __init__(self, config:dict, fallback:str):
+        self.config, self.fallback = config, fallback
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {'text/html': self.fallback, LIVE_MIME: self.config}
 
 def _fallback(img:np.ndarray, alt:str, caption:str, scale:int=2) -> str:
     h, w = img.shape
-    img = np.round(img*15)/15  # 16 grey levels: the PNG shrinks ~3x, the picture hardly changes
-    return (f'<figure class="vae-live-fallback"><img src="{png_uri(img)}" alt="{html.escape(alt)}" '
-            f'width="{w*scale}" height="{h*scale}" style="image-rendering:pixelated">'
+    # 16 grey levels: the PNG shrinks ~3x, the picture hardly changes
+    img = np.round(img*15)/15
+    return (f'<figure class="vae-live-fallback"><img src="{png_uri(img)}" '
+            f'alt="{html.escape(alt)}" width="{w*scale}" height="{h*scale}" '
+            'style="image-rendering:pixelated">'
             f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 # %% ../nbs/00g_web.ipynb #eae2a6e8
@@ -130,8 +140,8 @@ def _r(t, nd=3): return np.round(np.asarray(t, dtype=np.float64), nd).tolist()
 
 @torch.no_grad()
 def live_decoder(model:nn.Module, # an MLP `VAE` or `CVAE`, e.g. from `load_pretrained`
-                 x=None, y=None, # test images (uint8 or [0, 1]) and labels: backdrop, path ends
-                 ends:tuple[int, int]=(0, 1), # indices into `x` of the interpolation's two ends
+                 x=None, y=None, # test images (uint8 or [0, 1]), labels: backdrop, ends
+                 ends:tuple[int, int]=(0, 1), # indices in `x` of the path's two ends
                  classes:list[str]|None=None, # class names (default: the digits 0-9)
                  n_bg:int=500, # backdrop points (codes of the first `n_bg` images)
                  lim:float=3.0, # the plane shows [-lim, lim]^2
@@ -142,7 +152,8 @@ def live_decoder(model:nn.Module, # an MLP `VAE` or `CVAE`, e.g. from `load_pret
     name = name or getattr(model, 'card', {}).get('name')
     if not name: raise ValueError("pass `name`: the model has no `card` naming it")
     D, cond = spec['latent_dim'], spec['label'] is not None
-    classes = list(classes or [str(i) for i in range(len(spec['label']) if cond else 10)])
+    n_classes = len(spec['label']) if cond else 10
+    classes = list(classes or [str(i) for i in range(n_classes)])
     cfg = dict(version=1, model=name, fingerprint=spec_fingerprint(spec), latent_dim=D,
                lim=lim, classes=classes)
     if cond:
@@ -151,10 +162,13 @@ def live_decoder(model:nn.Module, # an MLP `VAE` or `CVAE`, e.g. from `load_pret
         z = torch.linspace(-1.5, 1.5, 8)[:, None].repeat(1, 2)*torch.tensor([1., -1.])
         img = tile(np.concatenate([spec_decode(spec, z.numpy(), [c]*8)[:, 0]
                                    for c in range(len(classes))]), ncols=8)
-        return LiveDecoder(cfg, _fallback(img, f'{name}: every class along one style diagonal',
-            f'{name}: each row one class, the same 8 style codes (z1 = -z2 from -1.5 to 1.5). '
-            'On the book\'s site, with JavaScript, pick a class and a style point here.'))
-    if x is None: raise ValueError("pass test images `x` (and labels `y`) for the codes")
+        alt = f'{name}: every class along one style diagonal'
+        caption = (f'{name}: each row one class, the same 8 style codes (z1 = -z2 '
+                   'from -1.5 to 1.5). On the book\'s site, with JavaScript, pick a '
+                   'class and a style point here.')
+        return LiveDecoder(cfg, _fallback(img, alt, caption))
+    if x is None:
+        raise ValueError("pass test images `x` (and labels `y`) for the codes")
     x = torch.as_tensor(x[:max(n_bg, max(ends) + 1)])
     if x.dtype == torch.uint8: x = x.float()/255  # as `load_images` gives them
     zx = encode_mean(model, x[:, None] if x.dim() == 3 else x)
@@ -164,18 +178,25 @@ def live_decoder(model:nn.Module, # an MLP `VAE` or `CVAE`, e.g. from `load_pret
     strip = spec_decode(spec, path.numpy())[:, 0]
     if D == 2:
         cfg['view'] = 'plane'
-        cfg['points'] = dict(  # the backdrop, packed: a notebook stores numbers one per line
-            z=_pack(zx[:n_bg].half().float().numpy()),               # (n, 2), exact in float16
+        # the backdrop, packed: a notebook stores numbers one per line
+        cfg['points'] = dict(
+            z=_pack(zx[:n_bg].half().float().numpy()),  # (n, 2), exact in float16
             y=None if y is None else _pack(np.asarray(y[:n_bg], dtype=np.uint8)))
         g = torch.linspace(-lim*0.9, lim*0.9, 8)
-        grid = torch.stack(torch.meshgrid(g, g.flip(0), indexing='xy'), -1).reshape(-1, 2)
+        grid = torch.stack(torch.meshgrid(g, g.flip(0), indexing='xy'), -1)
+        grid = grid.reshape(-1, 2)                                   # (64, 2)
         img = tile(spec_decode(spec, grid.numpy())[:, 0], ncols=8)
-        img = np.concatenate([img, np.full((3, img.shape[1]), 1.0), tile(strip, ncols=8)])
-        return LiveDecoder(cfg, _fallback(img, f'{name}: decoded latent plane and interpolation',
-            f'{name}: the decoder over an 8x8 grid of the latent plane ([-{lim*0.9:g}, '
-            f'{lim*0.9:g}]^2), and below, 8 steps between test images {ends[0]} and {ends[1]}. '
-            'On the book\'s site, with JavaScript, hover over the plane to decode any point.'))
+        gap = np.full((3, img.shape[1]), 1.0)
+        img = np.concatenate([img, gap, tile(strip, ncols=8)])
+        alt = f'{name}: decoded latent plane and interpolation'
+        caption = (f'{name}: the decoder over an 8x8 grid of the latent plane '
+                   f'([-{lim*0.9:g}, {lim*0.9:g}]^2), and below, 8 steps between test '
+                   f'images {ends[0]} and {ends[1]}. On the book\'s site, with '
+                   'JavaScript, hover over the plane to decode any point.')
+        return LiveDecoder(cfg, _fallback(img, alt, caption))
     cfg['view'] = 'interpolate'
-    return LiveDecoder(cfg, _fallback(tile(strip, ncols=8), f'{name}: interpolation',
-        f'{name}: 8 steps between test images {ends[0]} and {ends[1]}. On the book\'s site, '
-        'with JavaScript, slide between them and every position is decoded live.'))
+    caption = (f'{name}: 8 steps between test images {ends[0]} and {ends[1]}. On '
+               'the book\'s site, with JavaScript, slide between them and every '
+               'position is decoded live.')
+    img = tile(strip, ncols=8)
+    return LiveDecoder(cfg, _fallback(img, f'{name}: interpolation', caption))

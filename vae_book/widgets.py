@@ -1,10 +1,11 @@
 """Latent-space explorers for JupyterLab: interpolate between two images or two classes, traverse each latent dimension, and pick the class of a conditional model; every slider step redraws at once.
 
-Live explorers for JupyterLab, built on ipywidgets: `interpolation_explorer(model, x, y)` lets you pick
-two of the images `x` (or two class means) and slide α between their codes, `traversal_explorer(model)`
-sweeps each latent dimension, and `class_explorer(cvae)` decodes one code under any label of a conditional
-model. Each is an ipywidgets box: display it as the last line of a cell; every slider step decodes and
-redraws at once.
+Live explorers for JupyterLab, built on ipywidgets:
+`interpolation_explorer(model, x, y)` lets you pick two of the images `x` (or two class
+means) and slide α between their codes, `traversal_explorer(model)` sweeps each latent
+dimension, and `class_explorer(cvae)` decodes one code under any label of a conditional
+model. Each is an ipywidgets box: display it as the last line of a cell; every slider
+step decodes and redraws at once.
 
 Docs: https://vae-book.github.io/vae-book/widgets.html.md"""
 
@@ -12,33 +13,23 @@ Docs: https://vae-book.github.io/vae-book/widgets.html.md"""
 
 # %% ../nbs/00d_widgets.ipynb #bfe3f42d
 from __future__ import annotations
-import inspect, io, time
+import inspect, time
 from contextlib import contextmanager
 from typing import Sequence
-import numpy as np
 import torch
 from torch import nn, Tensor
 import ipywidgets as W
-from PIL import Image, ImageDraw
-from plotly.colors import qualitative
-from .viz import to_images, tile, encode_mean, decode, interpolate_latent, pca_2d
 from .core import evaluating, model_device
+from .plots import to_images, tile
+from .viz import encode_mean, decode, interpolate_latent
+# re-exported: `from vae_book.widgets import LatentPlane` keeps working
+from .canvas import png_bytes, LatentPlane
 
 # %% auto #0
-__all__ = ['png_bytes', 'small_work', 'LatentPlane', 'InterpolationExplorer', 'interpolation_explorer', 'TraversalExplorer',
-           'traversal_explorer', 'ClassExplorer', 'class_explorer']
+__all__ = ['small_work', 'InterpolationExplorer', 'interpolation_explorer', 'TraversalExplorer', 'traversal_explorer',
+           'ClassExplorer', 'class_explorer']
 
-# %% ../nbs/00d_widgets.ipynb #eefb2310
-def png_bytes(img, # (H, W) grey or (H, W, 3) RGB, in [0, 1]
-              scale:int=6, # screen pixels per image pixel
-             ) -> bytes:
-    "A greyscale or RGB image as PNG bytes for `ipywidgets.Image`"
-    a = np.round(np.clip(np.asarray(img, dtype=np.float32), 0, 1)*255).astype(np.uint8)
-    if scale > 1: a = a.repeat(scale, 0).repeat(scale, 1)
-    buf = io.BytesIO()
-    Image.fromarray(a, 'L' if a.ndim == 2 else 'RGB').save(buf, 'PNG', compress_level=1)
-    return buf.getvalue()
-
+# %% ../nbs/00d_widgets.ipynb #b3baf0c7
 def _conditional(model:nn.Module) -> bool:
     "Whether `model` decodes under a label: `decode(z, y)` (a CVAE)"
     dec = getattr(model, 'decode', None)
@@ -46,7 +37,7 @@ def _conditional(model:nn.Module) -> bool:
 
 @contextmanager
 def small_work(model:nn.Module|None=None):
-    "Run one slider step's tensor work on one CPU thread (a single image is too little work to share)"
+    "One slider step's tensor work on one CPU thread (one image is too little to split)"
     if model is not None and model_device(model).type != 'cpu': yield; return
     n = torch.get_num_threads()
     if n > 1: torch.set_num_threads(1)
@@ -54,105 +45,87 @@ def small_work(model:nn.Module|None=None):
     finally:
         if n > 1: torch.set_num_threads(n)
 
-def _rgb(h:str) -> tuple: return tuple(int(h[i:i + 2], 16) for i in (1, 3, 5))
+# %% ../nbs/00d_widgets.ipynb #6d596763
+def _judge_says(judge:nn.Module, img:Tensor, classes:Sequence[str]|None=None) -> str:
+    "What `judge` thinks the image `img` shows, and how sure it is, as HTML"
+    with torch.no_grad(), evaluating(judge), small_work(judge):
+        p = torch.softmax(judge(img.to(model_device(judge))).float(), 1)[0].cpu()
+    k = int(p.argmax()); name = classes[k] if classes and k < len(classes) else str(k)
+    return f' &nbsp; judge says: <b>{name}</b> ({float(p[k]):.0%})'
 
-class LatentPlane:
-    "Codes `z` drawn once in 2-D (PCA above two dimensions); `render` adds a path and a point quickly"
-    def __init__(self, z:Tensor|None=None, # (N, D) background codes
-                 y:Tensor|None=None, # (N,) labels for colours
-                 latent_dim:int|None=None, # needed when `z` is None (then D must be 2)
-                 size:int=260, lim:float=3.0):
-        self.size = size
-        if z is None or len(z) < 3:
-            if (latent_dim or 2) != 2: raise ValueError("without background codes the plane needs latent_dim=2")
-            self.mean, self.axes, self.labels = np.zeros(2), np.eye(2), ('z[0]', 'z[1]')
-            p = np.array([[-lim, -lim], [lim, lim]], np.float32); z = None
-        else:
-            z = torch.as_tensor(z).float().cpu()
-            if z.shape[1] == 2: self.mean, self.axes, self.labels = np.zeros(2), np.eye(2), ('z[0]', 'z[1]')
-            else:
-                _, self.axes, self.mean, r = pca_2d(z); self.labels = (f'PC1 ({r[0]:.0%})', f'PC2 ({r[1]:.0%})')
-            p = self.project(z)
-        lo, hi = np.percentile(p, 0.5, 0), np.percentile(p, 99.5, 0)
-        c, half = (lo + hi)/2, max((hi - lo).max()/2*1.15, 1e-3)
-        self.lo, self.span = c - half, 2*half          # a square window: one unit is as long on both axes
-        self.bg = Image.new('RGB', (size, size), 'white'); d = ImageDraw.Draw(self.bg)
-        ox, oy = self.to_px(self.project(np.zeros((1, len(self.mean)))))[0]  # the prior's mean
-        d.line([(ox, 0), (ox, size)], fill=(225, 225, 225)); d.line([(0, oy), (size, oy)], fill=(225, 225, 225))
-        if z is not None:
-            px = self.to_px(p); yy = None if y is None else torch.as_tensor(y).cpu().numpy()
-            for i, (u, v) in enumerate(px):
-                col = (150, 150, 150) if yy is None else _rgb(qualitative.Plotly[int(yy[i]) % 10])
-                d.rectangle([u - 1, v - 1, u, v], fill=col)
-
-    def project(self, z) -> np.ndarray:
-        "(N, D) codes to (N, 2) plane coordinates"
-        z = np.asarray(torch.as_tensor(z).detach().float().cpu(), dtype=np.float64).reshape(-1, len(self.mean))
-        return ((z - self.mean) @ self.axes).astype(np.float32)
-
-    def to_px(self, p:np.ndarray) -> np.ndarray:
-        q = (np.asarray(p) - self.lo)/self.span*(self.size - 1)
-        return np.stack([q[:, 0], self.size - 1 - q[:, 1]], 1)  # y grows upwards
-
-    def render(self, path:np.ndarray|None=None, # (K, 2) plane coordinates of a path
-               point:np.ndarray|None=None, # (2,) the current code's plane coordinates
-              ) -> bytes:
-        "The background with `path` and `point` drawn on it, as PNG bytes"
-        im = self.bg.copy(); d = ImageDraw.Draw(im)
-        if path is not None and len(path):
-            pts = [tuple(q) for q in self.to_px(path).tolist()]
-            d.line(pts, fill=(0, 0, 0), width=2)
-            for q in (pts[0], pts[-1]): d.rectangle([q[0] - 4, q[1] - 4, q[0] + 4, q[1] + 4], outline=(0, 0, 0), width=2)
-        if point is not None:
-            u, v = self.to_px(np.asarray(point, dtype=np.float32).reshape(1, 2))[0]
-            d.ellipse([u - 7, v - 7, u + 7, v + 7], fill=(220, 20, 60), outline=(255, 255, 255), width=2)
-        buf = io.BytesIO(); im.save(buf, 'PNG', compress_level=1)
-        return buf.getvalue()
+def _titled(label:str, w:W.Widget) -> W.VBox:
+    "Widget `w` under a bold `label`, centred"
+    return W.VBox([W.HTML(f'<b>{label}</b>'), w], layout=W.Layout(align_items='center'))
 
 # %% ../nbs/00d_widgets.ipynb #5b697b64
 class InterpolationExplorer(W.VBox):
-    "Slide `alpha` between two test images (or two class means): decoded image and latent path redraw"
-    def __init__(self, model:nn.Module, x:Tensor, y:Tensor|None=None, classes:Sequence[str]|None=None,
-                 i1:int=0, i2:int=1, method:str='linear', judge:nn.Module|None=None,
-                 steps:int=21, scale:int=6, max_codes:int=2000):
-        n = min(len(x), max_codes); self.model, self.judge, self.scale = model, judge, scale
-        self.x = x[:n].detach().cpu(); self.y = None if y is None else torch.as_tensor(y[:n]).cpu().long()
+    "Slide `alpha` between two images (or class means): decoded image and path redraw"
+    def __init__(self, model:nn.Module, x:Tensor, y:Tensor|None=None,
+                 classes:Sequence[str]|None=None, i1:int=0, i2:int=1,
+                 method:str='linear', judge:nn.Module|None=None, steps:int=21,
+                 scale:int=6, max_codes:int=2000):
+        n = min(len(x), max_codes)
+        self.model, self.judge, self.scale = model, judge, scale
+        self.x = x[:n].detach().cpu()
+        self.y = None if y is None else torch.as_tensor(y[:n]).cpu().long()
         self.cond = _conditional(model)  # a CVAE: decode under image A's label
         if self.cond and self.y is None: raise ValueError("a conditional model needs "
                                                           "the labels: pass y")
-        self.classes = classes or ([str(c) for c in range(int(self.y.max()) + 1)] if self.y is not None else None)
+        self.classes = classes or (None if self.y is None else
+                                   [str(c) for c in range(int(self.y.max()) + 1)])
         self.codes = encode_mean(model, self.x, self.y if self.cond else None)
         self.plane = LatentPlane(self.codes, self.y)
-        lay = lambda w: W.Layout(width=w)
-        self.mode = W.ToggleButtons(options=[('two images', 'images')] + ([('two class means', 'classes')] if self.y is not None else []),
-                                    value='images', style={'button_width': '130px'})
-        self.method = W.ToggleButtons(options=['linear', 'slerp'], value=method, style={'button_width': '70px'})
-        self.i1 = W.BoundedIntText(value=i1, min=0, max=n - 1, description='image A', layout=lay('170px'))
-        self.i2 = W.BoundedIntText(value=i2, min=0, max=n - 1, description='image B', layout=lay('170px'))
-        opts = [(c, i) for i, c in enumerate(self.classes or [])]
-        self.c1 = W.Dropdown(options=opts, value=opts[0][1] if opts else None, description='class A', layout=lay('230px'))
-        self.c2 = W.Dropdown(options=opts, value=opts[min(1, len(opts) - 1)][1] if opts else None, description='class B', layout=lay('230px'))
-        self.alpha = W.FloatSlider(value=0., min=0., max=1., step=1/(steps - 1), description='α', readout_format='.2f',
-                                   continuous_update=True, layout=lay('420px'))
-        px = f'{28*scale}px'
-        self.img_a, self.img_b = (W.Image(format='png', layout=lay(f'{14*scale}px')) for _ in range(2))
-        self.image = W.Image(format='png', layout=lay(px)); self.image.add_class('vae-decoded')
-        self.path_view = W.Image(format='png', layout=lay(f'{self.plane.size}px')); self.path_view.add_class('vae-latent-path')
-        self.info = W.HTML()
-        self.pick = W.HBox([self.i1, self.i2])
-        col = lambda label, w: W.VBox([W.HTML(f'<b>{label}</b>'), w], layout=W.Layout(align_items='center'))
+        self._make_controls(n, i1, i2, method, steps)
+        views = self._make_views()
         super().__init__([W.HBox([self.mode, self.method]), self.pick, self.alpha,
-                          W.HBox([col('A', self.img_a), col('decoded z(α)', self.image), col('B', self.img_b),
-                                  col(f'latent space ({self.plane.labels[0]}, {self.plane.labels[1]})', self.path_view)],
-                                 layout=W.Layout(align_items='center')), self.info])
+                          views, self.info])
         self.alpha.observe(self._on_alpha, 'value')
-        for w in (self.mode, self.method, self.i1, self.i2, self.c1, self.c2): w.observe(self._on_ends, 'value')
+        for w in (self.mode, self.method, self.i1, self.i2, self.c1, self.c2):
+            w.observe(self._on_ends, 'value')
         self.last_ms = 0.; self._on_ends()
+
+    def _make_controls(self, n:int, i1:int, i2:int, method:str, steps:int):
+        "The mode and method toggles, the pickers of the two ends, and the α slider"
+        modes = [('two images', 'images')]
+        if self.y is not None: modes.append(('two class means', 'classes'))
+        self.mode = W.ToggleButtons(options=modes, value='images',
+                                    style={'button_width': '130px'})
+        self.method = W.ToggleButtons(options=['linear', 'slerp'], value=method,
+                                      style={'button_width': '70px'})
+        image = lambda i, d: W.BoundedIntText(value=i, min=0, max=n - 1, description=d,
+                                              layout=W.Layout(width='170px'))
+        self.i1, self.i2 = image(i1, 'image A'), image(i2, 'image B')
+        opts = [(c, i) for i, c in enumerate(self.classes or [])]
+        pick = lambda k, d: W.Dropdown(options=opts, value=opts[k][1] if opts else None,
+                                       description=d, layout=W.Layout(width='230px'))
+        self.c1, self.c2 = pick(0, 'class A'), pick(min(1, len(opts) - 1), 'class B')
+        self.alpha = W.FloatSlider(value=0., min=0., max=1., step=1/(steps - 1),
+                                   description='α', readout_format='.2f',
+                                   continuous_update=True,
+                                   layout=W.Layout(width='420px'))
+        self.pick = W.HBox([self.i1, self.i2])
+
+    def _make_views(self) -> W.HBox:
+        "Image A, the decoded z(α), image B and the latent plane, side by side"
+        width = lambda px: W.Layout(width=f'{px}px')
+        self.img_a, self.img_b = (W.Image(format='png', layout=width(14*self.scale))
+                                  for _ in range(2))
+        self.image = W.Image(format='png', layout=width(28*self.scale))
+        self.image.add_class('vae-decoded')
+        self.path_view = W.Image(format='png', layout=width(self.plane.size))
+        self.path_view.add_class('vae-latent-path')
+        self.info = W.HTML()
+        plane = f'latent space ({self.plane.labels[0]}, {self.plane.labels[1]})'
+        return W.HBox([_titled('A', self.img_a), _titled('decoded z(α)', self.image),
+                       _titled('B', self.img_b), _titled(plane, self.path_view)],
+                      layout=W.Layout(align_items='center'))
 
     def ends(self) -> tuple[Tensor, Tensor]:
         "The two end codes for the current choice"
-        if self.mode.value == 'images': return self.codes[self.i1.value], self.codes[self.i2.value]
-        mean = lambda c: self.codes[self.y == c].mean(0) if (self.y == c).any() else torch.zeros(self.codes.shape[1])
+        if self.mode.value == 'images':
+            return self.codes[self.i1.value], self.codes[self.i2.value]
+        mean = lambda c: (self.codes[self.y == c].mean(0) if (self.y == c).any()
+                          else torch.zeros(self.codes.shape[1]))
         return mean(self.c1.value), mean(self.c2.value)
 
     def label(self):
@@ -162,77 +135,99 @@ class InterpolationExplorer(W.VBox):
         return self.c1.value
 
     def _on_ends(self, *_):
-        self.pick.children = [self.i1, self.i2] if self.mode.value == 'images' else [self.c1, self.c2]
+        images = self.mode.value == 'images'
+        self.pick.children = [self.i1, self.i2] if images else [self.c1, self.c2]
         self.z1, self.z2 = self.ends()
-        self.path2d = self.plane.project(interpolate_latent(self.z1, self.z2, 41, self.method.value))
-        if self.mode.value == 'images': a, b = self.x[self.i1.value], self.x[self.i2.value]
+        path = interpolate_latent(self.z1, self.z2, 41, self.method.value)
+        self.path2d = self.plane.project(path)
+        if images: a, b = self.x[self.i1.value], self.x[self.i2.value]
         else: a, b = decode(self.model, torch.stack([self.z1, self.z2]), self.label())
-        self.img_a.value, self.img_b.value = (png_bytes(to_images(t)[0], self.scale//2) for t in (a, b))
+        self.img_a.value, self.img_b.value = (png_bytes(to_images(t)[0], self.scale//2)
+                                              for t in (a, b))
         self._on_alpha()
 
     def _on_alpha(self, *_):
-        t0 = time.perf_counter()
-        z = interpolate_latent(self.z1, self.z2, torch.tensor([self.alpha.value]), self.method.value)   # (1, D)
+        t0 = time.perf_counter(); a = torch.tensor([self.alpha.value])
+        z = interpolate_latent(self.z1, self.z2, a, self.method.value)   # (1, D)
         with small_work(self.model): img = decode(self.model, z, self.label())
         self.image.value = png_bytes(to_images(img)[0], self.scale)
         self.path_view.value = self.plane.render(self.path2d, self.plane.project(z)[0])
         txt = f'α = {self.alpha.value:.2f} &nbsp; ‖z‖ = {float(z.norm()):.2f}'
-        if self.judge is not None:
-            with torch.no_grad(), evaluating(self.judge), small_work(self.judge):
-                p = torch.softmax(self.judge(img.to(model_device(self.judge))).float(), 1)[0].cpu()
-            k = int(p.argmax()); name = self.classes[k] if self.classes and k < len(self.classes) else str(k)
-            txt += f' &nbsp; judge says: <b>{name}</b> ({float(p[k]):.0%})'
+        if self.judge is not None: txt += _judge_says(self.judge, img, self.classes)
         self.info.value = txt
         self.last_ms = (time.perf_counter() - t0)*1000
 
+# %% ../nbs/00d_widgets.ipynb #d77a09be
 def interpolation_explorer(model:nn.Module, # has `encode` and `decode`
                            x:Tensor, # images to pick from, e.g. test images
-                           y:Tensor|None=None, # their labels (enables class means and colours)
+                           y:Tensor|None=None, # their labels (class means, colours)
                            classes:Sequence[str]|None=None, # label names
-                           **kwargs, # see `InterpolationExplorer`: i1, i2, method, judge, steps, scale
+                           **kwargs, # passed on: i1, i2, method, judge, steps, scale
                           ) -> InterpolationExplorer:
     "An interpolation explorer widget: pick two images or classes, slide α"
     return InterpolationExplorer(model, x, y, classes, **kwargs)
 
+# %% ../nbs/00d_widgets.ipynb #6a1f0c2e
+def _dim_slider(d:int, value:float, lim:float) -> W.FloatSlider:
+    "A slider for latent dimension `d`, from `-lim` to `lim`"
+    return W.FloatSlider(value=value, min=-lim, max=lim, step=0.05,
+                         description=f'z[{d}]', continuous_update=True,
+                         readout_format='.2f', layout=W.Layout(width='250px'))
+
 # %% ../nbs/00d_widgets.ipynb #ae3aa38e
 class TraversalExplorer(W.VBox):
-    "One slider per latent dimension; the decoded image (and, given codes, the point in latent space) redraw"
-    def __init__(self, model:nn.Module, z0:Tensor|None=None, dims:Sequence[int]|None=None, lim:float=3.0,
-                 x:Tensor|None=None, y:Tensor|None=None, scale:int=6, ncols:int=4, y_cond=None, max_codes:int=2000):
-        D = int(getattr(model, 'latent_dim', None) or len(z0)); self.model, self.scale, self.y_cond = model, scale, y_cond
-        self.z0 = torch.zeros(D) if z0 is None else torch.as_tensor(z0, dtype=torch.float32).flatten().cpu()
+    "One slider per latent dimension; the decoded image (and the code's point) redraw"
+    def __init__(self, model:nn.Module, z0:Tensor|None=None,
+                 dims:Sequence[int]|None=None, lim:float=3.0, x:Tensor|None=None,
+                 y:Tensor|None=None, scale:int=6, ncols:int=4, y_cond=None,
+                 max_codes:int=2000):
+        D = int(getattr(model, 'latent_dim', None) or len(z0))
+        self.model, self.scale, self.y_cond = model, scale, y_cond
+        if z0 is None: self.z0 = torch.zeros(D)
+        else: self.z0 = torch.as_tensor(z0, dtype=torch.float32).flatten().cpu()
         self.dims = list(range(D)) if dims is None else list(dims)
         self.x = None if x is None else x[:max_codes].detach().cpu()
-        if _conditional(model):  # CVAE: codes under their labels, decoded under y_cond
+        cond = _conditional(model)
+        if cond:  # CVAE: codes under their labels, decoded under y_cond
             if self.x is not None and y is None:
                 raise ValueError("a conditional model needs y with x")
             if y_cond is None: self.y_cond = 0
         codes = None if self.x is None else encode_mean(
-            model, self.x, y[:max_codes] if _conditional(model) else None)
-        self.plane = LatentPlane(codes, None if (y is None or codes is None) else y[:max_codes], latent_dim=D, lim=lim) \
-            if (codes is not None or D == 2) else None
-        self.sliders = [W.FloatSlider(value=float(self.z0[d]), min=-lim, max=lim, step=0.05, description=f'z[{d}]',
-                                      continuous_update=True, readout_format='.2f', layout=W.Layout(width='250px'))
-                        for d in self.dims]
-        self.zero = W.Button(description='zero'); self.draw = W.Button(description='sample prior')
-        self.zero.on_click(lambda _: self.set_z(torch.zeros(D)))
-        self._g = torch.Generator().manual_seed(0)
-        self.draw.on_click(lambda _: self.set_z(torch.randn(D, generator=self._g)))
-        buttons = [self.zero, self.draw]
-        if self.x is not None:
-            self.index = W.BoundedIntText(value=0, min=0, max=len(self.x) - 1, description='image', layout=W.Layout(width='160px'))
-            self.from_image = W.Button(description='start from image')
-            self.from_image.on_click(lambda _: self.set_z(codes[self.index.value]))
-            buttons += [self.index, self.from_image]
-        self.image = W.Image(format='png', layout=W.Layout(width=f'{28*scale}px')); self.image.add_class('vae-decoded')
+            model, self.x, y[:max_codes] if cond else None)
+        self.plane = None
+        if codes is not None or D == 2:
+            y_bg = None if (y is None or codes is None) else y[:max_codes]
+            self.plane = LatentPlane(codes, y_bg, latent_dim=D, lim=lim)
+        self.sliders = [_dim_slider(d, float(self.z0[d]), lim) for d in self.dims]
+        buttons = self._make_buttons(D, codes)
+        width = lambda px: W.Layout(width=f'{px}px')
+        self.image = W.Image(format='png', layout=width(28*scale))
+        self.image.add_class('vae-decoded')
         views = [self.image]
         if self.plane is not None:
-            self.point_view = W.Image(format='png', layout=W.Layout(width=f'{self.plane.size}px')); views.append(self.point_view)
-        grid = W.GridBox(self.sliders, layout=W.Layout(grid_template_columns=f'repeat({ncols}, 260px)'))
-        super().__init__([W.HBox(buttons), grid, W.HBox(views, layout=W.Layout(align_items='center'))])
+            self.point_view = W.Image(format='png', layout=width(self.plane.size))
+            views.append(self.point_view)
+        grid = W.Layout(grid_template_columns=f'repeat({ncols}, 260px)')
+        super().__init__([W.HBox(buttons), W.GridBox(self.sliders, layout=grid),
+                          W.HBox(views, layout=W.Layout(align_items='center'))])
         self._hold = False; self.last_ms = 0.
         for s in self.sliders: s.observe(self._update, 'value')
         self._update()
+
+    def _make_buttons(self, D:int, codes:Tensor|None) -> list:
+        "Start from zero, from a prior draw, or (given images) from an image's code"
+        self.zero = W.Button(description='zero')
+        self.draw = W.Button(description='sample prior')
+        self.zero.on_click(lambda _: self.set_z(torch.zeros(D)))
+        self._g = torch.Generator().manual_seed(0)
+        self.draw.on_click(lambda _: self.set_z(torch.randn(D, generator=self._g)))
+        if self.x is None: return [self.zero, self.draw]
+        self.index = W.BoundedIntText(value=0, min=0, max=len(self.x) - 1,
+                                      description='image',
+                                      layout=W.Layout(width='160px'))
+        self.from_image = W.Button(description='start from image')
+        self.from_image.on_click(lambda _: self.set_z(codes[self.index.value]))
+        return [self.zero, self.draw, self.index, self.from_image]
 
     @property
     def z(self) -> Tensor:
@@ -245,7 +240,8 @@ class TraversalExplorer(W.VBox):
         "Move every slider to `z` (clipped to the sliders' range) and redraw once"
         self._hold = True
         try:
-            for d, s in zip(self.dims, self.sliders): s.value = float(min(max(float(z[d]), s.min), s.max))
+            for d, s in zip(self.dims, self.sliders):
+                s.value = float(min(max(float(z[d]), s.min), s.max))
         finally: self._hold = False
         self._update()
 
@@ -254,14 +250,24 @@ class TraversalExplorer(W.VBox):
         t0 = time.perf_counter(); z = self.z[None]
         with small_work(self.model): img = decode(self.model, z, self.y_cond)
         self.image.value = png_bytes(to_images(img)[0], self.scale)
-        if self.plane is not None: self.point_view.value = self.plane.render(point=self.plane.project(z)[0])
+        if self.plane is not None:
+            self.point_view.value = self.plane.render(point=self.plane.project(z)[0])
         self.last_ms = (time.perf_counter() - t0)*1000
 
+# %% ../nbs/00d_widgets.ipynb #d0e5b1a7
 def traversal_explorer(model:nn.Module, # has `decode` and `latent_dim`
-                       **kwargs, # see `TraversalExplorer`: z0, dims, lim, x, y, scale, ncols, y_cond
+                       **kwargs, # passed on: z0, dims, lim, x, y, scale, ncols, y_cond
                       ) -> TraversalExplorer:
     "A latent traversal widget: one slider per latent dimension"
     return TraversalExplorer(model, **kwargs)
+
+# %% ../nbs/00d_widgets.ipynb #0cf5d102
+def _class_picker(classes:Sequence[str]) -> W.ValueWidget:
+    "A button per class (a drop-down above ten classes) whose value is the class index"
+    opts = [(c, i) for i, c in enumerate(classes)]
+    if len(opts) <= 10:
+        return W.ToggleButtons(options=opts, value=0, style={'button_width': '95px'})
+    return W.Dropdown(options=opts, value=0, description='class')
 
 # %% ../nbs/00d_widgets.ipynb #27ac0027
 class ClassExplorer(W.VBox):
@@ -269,22 +275,28 @@ class ClassExplorer(W.VBox):
     def __init__(self, model:nn.Module, classes:Sequence[str]|int, n:int=8, seed:int=0,
                  z:Tensor|None=None, scale:int=3, ncols:int=8):
         self.model, self.scale, self.ncols = model, scale, ncols
-        self.classes = [str(c) for c in range(classes)] if isinstance(classes, int) else list(classes)
-        D = int(getattr(model, 'latent_dim', None) or z.shape[1]); self._g = torch.Generator().manual_seed(seed)
-        self.codes = torch.randn(n, D, generator=self._g) if z is None else torch.as_tensor(z).float().cpu()
-        opts = [(c, i) for i, c in enumerate(self.classes)]
-        self.label = (W.ToggleButtons(options=opts, value=0, style={'button_width': '95px'}) if len(opts) <= 10
-                      else W.Dropdown(options=opts, value=0, description='class'))
-        self.temperature = W.FloatSlider(value=1., min=0., max=2., step=0.05, description='temperature',
-                                         continuous_update=True, layout=W.Layout(width='380px'))
+        if isinstance(classes, int): self.classes = [str(c) for c in range(classes)]
+        else: self.classes = list(classes)
+        D = int(getattr(model, 'latent_dim', None) or z.shape[1])
+        self._g = torch.Generator().manual_seed(seed)
+        if z is None: self.codes = torch.randn(n, D, generator=self._g)
+        else: self.codes = torch.as_tensor(z).float().cpu()
+        self.label = _class_picker(self.classes)
+        self.temperature = W.FloatSlider(value=1., min=0., max=2., step=0.05,
+                                         description='temperature',
+                                         continuous_update=True,
+                                         layout=W.Layout(width='380px'))
         self.resample = W.Button(description='new codes')
-        self.resample.on_click(lambda _: self.set_codes(torch.randn(*self.codes.shape, generator=self._g)))
+        draw = lambda: torch.randn(*self.codes.shape, generator=self._g)
+        self.resample.on_click(lambda _: self.set_codes(draw()))
         self.image = W.Image(format='png'); self.image.add_class('vae-decoded')
-        super().__init__([self.label, W.HBox([self.temperature, self.resample]), self.image])
-        self.label.observe(self._update, 'value'); self.temperature.observe(self._update, 'value')
+        super().__init__([self.label, W.HBox([self.temperature, self.resample]),
+                          self.image])
+        for w in (self.label, self.temperature): w.observe(self._update, 'value')
         self.last_ms = 0.; self._update()
 
-    def set_codes(self, z:Tensor): self.codes = torch.as_tensor(z).float().cpu(); self._update()
+    def set_codes(self, z:Tensor):
+        self.codes = torch.as_tensor(z).float().cpu(); self._update()
 
     def images(self) -> Tensor:
         "The decoded batch for the current class and temperature"
@@ -293,12 +305,14 @@ class ClassExplorer(W.VBox):
     def _update(self, *_):
         t0 = time.perf_counter()
         with small_work(self.model): imgs = self.images()
-        self.image.value = png_bytes(tile(to_images(imgs), self.ncols, pad_value=0.5), self.scale)
+        canvas = tile(to_images(imgs), self.ncols, pad_value=0.5)
+        self.image.value = png_bytes(canvas, self.scale)
         self.last_ms = (time.perf_counter() - t0)*1000
 
-def class_explorer(model:nn.Module, # has `decode(z, y)` with integer labels, and `latent_dim`
+# %% ../nbs/00d_widgets.ipynb #0aa19755
+def class_explorer(model:nn.Module, # has `latent_dim` and `decode(z, y)`, integer `y`
                    classes:Sequence[str]|int, # label names, or how many classes
-                   **kwargs, # see `ClassExplorer`: n, seed, z, scale, ncols
+                   **kwargs, # passed on: n, seed, z, scale, ncols
                   ) -> ClassExplorer:
     "A class-picker widget for conditional decoders"
     return ClassExplorer(model, classes, **kwargs)

@@ -1,11 +1,13 @@
 """Sampling N(0, I) lands in regions no image maps to: learn the prior from the codes, make the codes discrete, or stack a second latent layer, each measured on real digits.
 
-`GaussianMixture` with `gmm_em` (a full-covariance Gaussian mixture fitted by EM) and `FlowPrior` (flow
-matching over latent vectors) learn a prior on a trained VAE's codes; `attach_prior(vae, prior)` makes a
-`LatentPriorVAE` that samples through the same decoder and saves and loads as one model. `vq_vae()` builds a
-VQ-VAE: a `VectorQuantizer` with straight-through gradients, codebook and commitment losses, an optional
-moving-average (EMA) codebook and re-seeding of dead codes. `two_layer_vae()` puts a second stochastic layer
-on top of chapter 6's VAE, with `log_weights` for `vae_book.metrics.iw_nll`.
+`GaussianMixture` with `gmm_em` (a full-covariance Gaussian mixture fitted by EM) and
+`FlowPrior` (flow matching over latent vectors) learn a prior on a trained VAE's codes;
+`attach_prior(vae, prior)` makes a `LatentPriorVAE` that samples through the same
+decoder and saves and loads as one model. `vq_vae()` builds a VQ-VAE: a
+`VectorQuantizer` with straight-through gradients, codebook and commitment losses, an
+optional moving-average (EMA) codebook and re-seeding of dead codes. `two_layer_vae()`
+puts a second stochastic layer on top of chapter 6's VAE, with `log_weights` for
+`vae_book.metrics.iw_nll`.
 
 Docs: https://vae-book.github.io/vae-book/beyond_gaussian.html.md"""
 
@@ -43,6 +45,7 @@ def _check_vectors(z:Tensor, dim:int, who:str) -> Tensor:
 class PriorLoss(NamedTuple):
     loss: Tensor  # batch mean: -log p(z) in nats (mixture), or the flow-matching error
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #a3c5e7f1
 class GaussianMixture(DeviceMixin, nn.Module):
     "A mixture of `n_components` full-covariance Gaussians over vectors of size `dim`"
     def __init__(self, n_components:int=50, dim:int=20):
@@ -186,6 +189,7 @@ class LatentPriorVAE(DeviceMixin, nn.Module):
         "Decode `n` codes drawn from the learned prior: `(n, *x_shape)` images"
         return self.vae.decode(self.prior.sample(n, device or self.device))
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #b6d2f48e
 @register_arch
 def prior_vae(vae_arch:dict|None=None, # a registered VAE's `.arch`; default `mlp_vae()`
               prior:str='flow', # 'flow' (`FlowPrior`) or 'gmm' (`GaussianMixture`)
@@ -199,6 +203,7 @@ def prior_vae(vae_arch:dict|None=None, # a registered VAE's `.arch`; default `ml
         return LatentPriorVAE(vae, GaussianMixture(n_components, d))
     return LatentPriorVAE(vae, FlowPrior(d, hidden_dim, n_layers, steps))
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #c9a1e35b
 def attach_prior(vae:VAE, # trained, built by a registered factory (e.g. `mlp_vae`)
                  prior:GaussianMixture|FlowPrior, # trained on `vae`'s codes
                 ) -> LatentPriorVAE:
@@ -316,6 +321,7 @@ def _as_images(x:Tensor) -> Tensor:
     raise ValueError(f"VQVAE expects images (B, 1, 28, 28) or (B, 784), "
                      f"got {tuple(x.shape)}")
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #d4f8b217
 class VQVAE(DeviceMixin, nn.Module):
     "Conv encoder → a 7×7 grid of codebook indices → conv decoder (Bernoulli)"
     def __init__(self, n_codes:int=64, code_dim:int=16, channels:int=32,
@@ -383,6 +389,7 @@ class VQVAE(DeviceMixin, nn.Module):
         c = prior.sample((check_int('n', n),)).view(n, 7, 7)     # (n, 7, 7)
         return self.decode_codes(c.to(device or self.device))
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #e7b3c90a
 @register_arch
 def vq_vae(n_codes:int=64, code_dim:int=16, channels:int=32, beta:float=0.25,
            ema:bool=True, decay:float=0.99, reseed_every:int=50) -> VQVAE:
@@ -400,6 +407,7 @@ class HLoss(NamedTuple):
     kl1: Tensor    # log q(z1|x) - log p(z1|z2): layer 1's KL, one-sample estimate
     kl2: Tensor    # KL(q(z2|z1) || N(0, I)), closed form: layer 2's KL
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #f1e6a2c8
 class TwoLayerVAE(DeviceMixin, nn.Module):
     "Two stochastic layers: $p(z_2)p(z_1|z_2)p(x|z_1)$; inference $q(z_1|x)q(z_2|z_1)$"
     def __init__(self, in_dim:int=784, hidden_dim:int=400, # as in `mlp_vae`
@@ -452,6 +460,7 @@ class TwoLayerVAE(DeviceMixin, nn.Module):
         z2 = torch.randn(check_int('n', n), self.top_dim, device=device or self.device)
         return self.likelihood.mean(self.decoder(self.top_decoder(z2).sample()))
 
+# %% ../../nbs/10_beyond_gaussian.ipynb #0c5d9e63
 @register_arch
 def two_layer_vae(in_dim:int=784, hidden_dim:int=400, latent_dim:int=20,
                   top_hidden:int=128, top_dim:int=10,

@@ -1,9 +1,9 @@
 """A small CNN classifier for 28x28 grey images: the judge whose predictions and features score generated samples.
 
-`lenet(n_classes, width)` builds a `LeNet`: `forward` gives class logits, `features` its 128-d
-penultimate layer (what FD-LeNet compares), `predict` the classes of a batch of any size, and
-`loss(batch)` the cross-entropy and accuracy that `fit` trains on. The factory is registered, so
-checkpoints rebuild it by name.
+`lenet(n_classes, width)` builds a `LeNet`: `forward` gives class logits, `features` its
+128-d penultimate layer (what FD-LeNet compares), `predict` the classes of a batch of
+any size, and `loss(batch)` the cross-entropy and accuracy that `fit` trains on. The
+factory is registered, so checkpoints rebuild it by name.
 
 Docs: https://vae-book.github.io/vae-book/lenet.html.md"""
 
@@ -58,6 +58,7 @@ class LeNet(nn.Module):
             return torch.cat([self(x[i:i+bs].to(dev)).argmax(1).cpu()
                               for i in range(0, len(x), bs)])
 
+# %% ../../nbs/00k_lenet.ipynb #1ddece98
 @register_arch
 def lenet(n_classes:int=10, width:int=32) -> LeNet:
     "The judging classifier (registered: checkpoints rebuild it by name)"
