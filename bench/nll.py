@@ -184,8 +184,13 @@ def main(argv=None) -> dict:
                 'load_average': [round(v, 2) for v in os.getloadavg()],
                 'gpu': torch.cuda.get_device_name() if device.type == 'cuda' else None},
     }
-    if prev and args.load and prev['train'].get('seconds') is not None:
-        res['train'] = {**prev['train'], 'loaded_from': args.load}  # the run that trained this checkpoint
+    # with --load, the training run is the one recorded earlier for this model (--resume's, or
+    # the record being replaced), so the record keeps saying how long training took
+    old = prev or (json.loads(out.read_text()) if out.exists() else None)
+    if (args.load and old and old['train'].get('seconds') is not None
+            and (old['dataset'], old['model'])
+            == (res['dataset'], json.loads(json.dumps(res['model'])))):
+        res['train'] = {**old['train'], 'loaded_from': args.load}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1) + '\n')
     if args.save:
