@@ -11,6 +11,8 @@
 #   NBDEV_TEST_ARGS="..."    extra nbdev-test arguments, e.g. "--file-glob 0[0-3]*"
 #   VAE_BOOK_NB_WORKERS=N    nbdev-test workers (default 1, all cores to torch; see tools/README.md)
 #   VAE_BOOK_SKIP_SETUP=1    don't run tools/setup.sh first
+#   VAE_BOOK_TEST_SERIAL=1   run nbdev-test, then pytest (default: side by side, one torch thread
+#                            each, when both run on a machine with 2+ cores; see tools/README.md)
 # Exit status is non-zero when either part fails; a summary is printed last.
 set -uo pipefail
 
@@ -64,6 +66,22 @@ if [ "$run_nbs" = 1 ]; then
   [ -n "${NBDEV_TEST_ARGS:-}" ] && nb_args+=(${NBDEV_TEST_ARGS})
   # several workers: one BLAS/torch thread each, so they do not oversubscribe the cores
   threads="${OMP_NUM_THREADS:-$([ "$workers" -gt 1 ] && echo 1 || nproc)}"
+fi
+
+# Side by side: nbdev-test in the background and pytest in the foreground, one torch thread
+# each (measured: 627 s in a row on 2 cores -> see tools/README.md). Serial otherwise.
+parallel=0
+if [ "$run_nbs" = 1 ] && [ "$run_pytest" = 1 ] && [ "${VAE_BOOK_TEST_SERIAL:-0}" != 1 ] \
+   && [ "$(nproc)" -ge 2 ]; then
+  parallel=1; threads="${OMP_NUM_THREADS:-1}"
+  NB_LOG="$(mktemp "${TMPDIR:-/tmp}/vae_book_nbdev.XXXXXX")"
+  echo; echo "=== nbdev-test (in the background, one torch thread): nbdev-test ${nb_args[*]}"
+  nb_t0=$SECONDS
+  env OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" OMP_WAIT_POLICY=PASSIVE \
+    nbdev-test "${nb_args[@]}" > "$NB_LOG" 2>&1 &
+  nb_pid=$!
+  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+elif [ "$run_nbs" = 1 ]; then
   step nbdev-test env OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" \
     nbdev-test "${nb_args[@]}"
 fi
@@ -80,6 +98,12 @@ if [ "$run_pytest" = 1 ]; then
     "${m_args[@]}" "${extra[@]}" "${pytest_args[@]}"
   # exit 5 = nothing collected (e.g. a -k that matches nothing): not a failure of the code
   if [ "${status[pytest]}" = 5 ]; then echo "[test] pytest collected no tests"; status[pytest]=0; fi
+fi
+
+if [ "$parallel" = 1 ]; then  # collect the background nbdev-test
+  wait "$nb_pid"; nb_rc=$?
+  echo; echo "=== nbdev-test (ran alongside pytest):"; cat "$NB_LOG"; rm -f "$NB_LOG"
+  order=(nbdev-test "${order[@]}"); status[nbdev-test]=$nb_rc; secs[nbdev-test]=$((SECONDS - nb_t0))
 fi
 
 echo
