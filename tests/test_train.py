@@ -220,7 +220,11 @@ def test_inductor_cache_outside_tmp(monkeypatch, tmp_path):
     import vae_book.steps as T
     monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR', raising=False)
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path))
-    assert T.inductor_cache() == tmp_path/'vae_book'/'inductor'
+    assert T.inductor_cache() == tmp_path/'vae_book'/'inductor'/T._cache_key()
+    assert T._cache_key().startswith('torch') and torch.backends.cpu.get_cpu_capability().lower() in T._cache_key()
+    monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR')
+    monkeypatch.setenv('ONEDNN_MAX_CPU_ISA', 'AVX2')             # another instruction set: another folder
+    assert T.inductor_cache() != tmp_path/'vae_book'/'inductor'/'x' and 'avx2' in T._cache_key()
     monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', str(tmp_path/'mine'))
     assert T.inductor_cache() == tmp_path/'mine'          # a user's choice is kept
 

@@ -1,9 +1,9 @@
 """What `fit` does with each batch: every player moves once (its loss, a non-finite check, backward, one Adam step), and an epoch of such steps, with AMP, gradient averaging, a monitor and Ctrl-C handling.
 
-The parts of `fit`'s loop: `players(model)` (the protocol: `model.loss`, or several players with
-their own Adam), one player's move (`_play`), one step (`_step`), one epoch (`_train_epoch`),
-the non-finite guard, `compile='auto'` with an on-disk kernel cache (`inductor_cache`), the
-monitor and the Ctrl-C handler.
+The parts of `fit`'s loop: `players(model)` (the protocol: `model.loss`, or several
+players with their own Adam), one player's move (`_play`), one step (`_step`), one epoch
+(`_train_epoch`), the non-finite guard, `compile='auto'` with an on-disk kernel cache
+(`inductor_cache`), the monitor and the Ctrl-C handler.
 
 Docs: https://vae-book.github.io/vae-book/steps.html.md"""
 
@@ -117,13 +117,24 @@ def _loop(model, cfg, device, dd, train) -> _Loop:
                  not isinstance(train, TensorLoader), needs_unit(model))
 
 # %% ../nbs/00q_steps.ipynb #5ba7ed67
+def _cache_key() -> str:
+    "The torch version and CPU kernel level in use (ATEN_CPU_CAPABILITY, ISA caps)"
+    isa = '-'.join(os.environ.get(k, '')
+                   for k in ('ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS'))
+    cap = torch.backends.cpu.get_cpu_capability()
+    key = f"torch{torch.__version__.split('+')[0]}-{cap}"
+    return (key + ('-' + isa if isa != '-' else '')).lower()
+
 def inductor_cache() -> Path:
-    "Keep compiled kernels in `~/.cache/vae_book/inductor`, not `/tmp`, unless set"
+    "Compiled kernels go to `~/.cache/vae_book/inductor/<torch>-<cpu>`, unless set"
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
     now = os.environ.get('TORCHINDUCTOR_CACHE_DIR')
     if now is None or os.path.abspath(now) == default_cache_dir():  # default: in /tmp
-        home = os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache'
-        os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(Path(home)/'vae_book'/'inductor')
+        home = Path(os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache')
+        # a folder per torch version and CPU kernel level: kernels cached under another
+        # instruction set (AVX2 emulation, here) crashed a later run that loaded them
+        folder = home/'vae_book'/'inductor'/_cache_key()
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(folder)
     return Path(os.environ['TORCHINDUCTOR_CACHE_DIR'])
 
 def _compiled(fns:list) -> list:
