@@ -103,6 +103,7 @@ def default_max_elems(device:torch.device|str) -> int:
     "`iw_nll`'s cap on decoder outputs per call: 2**20 on CPUs (cache-sized, measured fastest), 2**25 elsewhere"
     return 2**20 if torch.device(device).type == 'cpu' else 2**25
 
+# %% ../nbs/00e_metrics.ipynb #0789a85f
 @torch.no_grad()
 def iw_nll(model:nn.Module, # has `log_weights(x, k)` -> (k, B)
            loader, # batches to evaluate, e.g. `data.test`
