@@ -98,9 +98,8 @@ class _Loop:
     keys: list|None = None  # the history's column names, from the first step
     idx: list|None = None   # where each player's columns sit in its loss NamedTuple
 
-def _loop(model, cfg, device, dd, train) -> _Loop:
-    "Set up a run: optimisers, compiled losses, autocast, a gradient scaler if needed"
-    ps = players(model)
+def _loop(model, ps:list, cfg, device, dd, train) -> _Loop:
+    "Set up a run of players `ps`: optimisers, compiled losses, autocast, a grad scaler"
     if dd is not None: broadcast_state(model, device)  # all start from rank 0's weights
     opts = [_adam(pl.params, cfg, device, pl.betas) for pl in ps]
     ctx, amp_dtype = _autocast(device, cfg.amp)

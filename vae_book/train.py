@@ -164,11 +164,11 @@ def fit(model:nn.Module, # has `loss(batch)` -> NamedTuple(loss, ...), or `playe
        ) -> History:
     "Train `model` on `data`, Adam per player; returns the per-epoch `History`"
     cfg = _config(cfg, overrides)
-    players(model)                                      # the protocol, before any work
+    ps = players(model)                                 # the protocol, before any work
     device, dd = join_group(cfg.device)
     train, valid = fit_loaders(data, cfg, device, dd, model)  # checks the data first
     _seed(cfg, dd, device)
-    model.to(device); lp = _loop(model, cfg, device, dd, train)
+    model.to(device); lp = _loop(model, ps, cfg, device, dd, train)
     if not callable(getattr(model, 'loss', None)): valid = None  # a game: no valid loss
     hist = History(config=asdict(cfg))
     watch = _Watch(monitor, monitor_every, model, device, hist) if monitor else None
