@@ -29,13 +29,18 @@ def rounded(o, digits=5):
     return o
 
 
-def cpu_caps() -> dict:
-    "The CPU's name and the vector/matrix units torch can use, for a record's `env`"
-    flags = set()
+def cpu_flags() -> set[str]:
+    "The CPU's feature flags from /proc/cpuinfo (empty where there is none)"
     try:
         for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('flags'): flags = set(line.split(':', 1)[1].split()); break
+            if line.startswith('flags'): return set(line.split(':', 1)[1].split())
     except OSError: pass
+    return set()
+
+
+def cpu_caps() -> dict:
+    "The CPU's name and the vector/matrix units torch can use, for a record's `env`"
+    flags = cpu_flags()
     caps = {'name': cpu_name(), 'torch_capability': torch.backends.cpu.get_cpu_capability()}
     for f in ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8'):
         caps[f] = f in flags if flags else None

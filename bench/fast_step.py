@@ -34,22 +34,19 @@ import torch
 from torch import Tensor
 
 from vae_book.data import Batch
+from vae_book.steps import inductor_cache as fit_inductor_cache
+
+from _common import cpu_flags
 
 
 def inductor_cache(folder:str|os.PathLike|None=None) -> Path:
-    "Inductor's on-disk caches in `folder` (default `~/.cache/vae_book/inductor`)"
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-    now = os.environ.get('TORCHINDUCTOR_CACHE_DIR')  # importing may set /tmp's
-    if folder is None and (now is None
-                           or os.path.abspath(now) == default_cache_dir()):
-        cache = os.environ.get('XDG_CACHE_HOME') or Path.home()/'.cache'
-        folder = Path(cache)/'vae_book'/'inductor'   # survives reboots, unlike /tmp
+    "Inductor's on-disk caches in `folder`, else where `fit` keeps them"
     if folder is not None: os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(folder)
     import torch._inductor.config as inductor
     import torch._functorch.config as functorch
     inductor.fx_graph_cache = True          # compiled kernels, by graph and config
     functorch.enable_autograd_cache = True  # forward/backward graphs (AOT autograd)
-    return Path(os.environ['TORCHINDUCTOR_CACHE_DIR'])
+    return fit_inductor_cache()  # one folder per torch version and CPU kernel level
 
 
 def batches(x:Tensor, # (N, ...) training images, in memory
@@ -264,13 +261,8 @@ def step_costs(x:Tensor, batch_size:int=256, lr:float=3e-3,
 
 # ------------------------------------------------------------------------------ driver
 def _cpu_flags() -> list[str]:
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('flags'):
-                return sorted(f for f in line.split(':', 1)[1].split()
-                              if f.startswith(('avx', 'amx', 'fma')) or 'bf16' in f)
-    except OSError: pass
-    return []
+    return sorted(f for f in cpu_flags()
+                  if f.startswith(('avx', 'amx', 'fma')) or 'bf16' in f)
 
 
 def main(argv=None):

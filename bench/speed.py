@@ -51,7 +51,7 @@ from vae_book.metrics import iw_nll
 from vae_book.models.vae import mlp_vae
 from vae_book.train import evaluate, fit
 
-from _common import cpu_name
+from _common import cpu_flags, cpu_name
 import fast_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,12 +272,7 @@ KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTI
 
 def cpu_caps() -> dict:
     "What the CPU offers the kernels: PyTorch's dispatch level, ISA flags, native bf16"
-    flags = set()
-    try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('flags'):
-                flags = set(line.split(':', 1)[1].split()); break
-    except OSError: pass
+    flags = cpu_flags()
     cap, bf16 = torch.backends.cpu.get_cpu_capability(), _cpu_bf16()
     env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
     kind = f"{cap}, {'with' if bf16 else 'no'} native bf16"
