@@ -1,4 +1,5 @@
-"The benchmark scripts' plumbing: `bench/gpu.sh --dry-run` runs both GPU benchmarks on the CPU, tiny."
+"""The benchmark scripts' plumbing: `bench/gpu.sh --dry-run` runs both GPU benchmarks on the CPU, tiny;
+the issue-16 probes (`manual_backward.py`, `nll_vs_old.py`) run small and check what they claim."""
 import json, os, shutil, subprocess, sys
 from pathlib import Path
 
@@ -44,3 +45,33 @@ def test_gpu_script_on_cuda(tmp_path):
                        timeout=3600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert json.loads((tmp_path/'speed_cuda.json').read_text())['meta']['device'].startswith('cuda')
+
+
+def test_manual_backward_matches_autograd():
+    "The hand-written step the speed notes cite has autograd's gradients (the script asserts it)"
+    if not _have('fashion'): pytest.skip('needs Fashion-MNIST on disk')
+    r = subprocess.run([sys.executable, 'bench/manual_backward.py', '--batch-size', '32',
+                        '--threads', '1'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert 'largest relative gradient difference' in r.stdout and 'Function / autograd' in r.stdout
+
+
+def test_nll_vs_old_compares_the_same_numbers(tmp_path):
+    "Old (git archive of ef2aa55) and new iw_nll, fresh processes: same samples, same NLL"
+    if not _have('fashion'): pytest.skip('needs Fashion-MNIST on disk')
+    have = subprocess.run(['git', '-C', str(ROOT), 'cat-file', '-e', 'ef2aa55^{commit}'],
+                          capture_output=True)
+    if have.returncode: pytest.skip('needs the repository history (a shallow clone lacks ef2aa55)')
+    from vae_book.core import set_seed
+    from vae_book.models.vae import mlp_vae
+    from vae_book.train import TrainConfig, save
+    set_seed(0)
+    ck = save(tmp_path/'vae.pt', mlp_vae(hidden_dim=32, latent_dim=4), TrainConfig(), {}, 'test')
+    out = tmp_path/'rec.json'
+    r = subprocess.run([sys.executable, 'bench/nll_vs_old.py', '--load', str(ck), '--n-test', '6',
+                        '--k', '20', '--rounds', '1', '--threads', '1', '--out', str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    assert abs(rec['nll_minus_old']['fp32']) < 1e-3, rec['nll_minus_old']     # same z, same value
+    assert set(rec['median_seconds']) >= {'old', 'fp32'} and rec['speedup_vs_old']['fp32'] > 0

@@ -203,3 +203,26 @@ def test_iw_nll_fused_paths_agree_with_the_generic_one(monkeypatch):
     assert metrics.nll_path(vae, 'auto') == 'fused-fp32'
     with pytest.raises(ValueError, match='bf16'):
         iw_nll(vae, loader, k=4, log_weights=generic, precision='bf16', progress=False)
+
+
+def test_fused_log_weights_match_a_float64_recomputation():
+    "The fused fp32 log weights (per-pixel terms >= 0, block products of sigmoids) vs float64"
+    from vae_book.losses.elbo import log_prior_ratio
+    from vae_book.metrics import _fused_log_weights
+    vae, loader = _trained_mlp_vae()
+    with torch.no_grad():
+        for lin in (vae.decoder.body[0], vae.decoder.to_logits):  # logits up to about +-100
+            lin.weight.mul_(3)
+        x = next(iter(loader)).x[:6]
+        set_seed(3); lw = _fused_log_weights(vae, x, 50)(50)                     # (50, 6)
+        set_seed(3); mu, logvar = vae.encode(x)
+        z = reparameterize(mu, logvar, n=50).double()                           # the same z
+        d = vae.double()
+        l = d.decoder(z.flatten(0, 1)).view(50, 6, -1)
+        xf = x.flatten(1).double()
+        want = ((xf*l - torch.nn.functional.softplus(l)).sum(-1)
+                + log_prior_ratio(z, mu.double(), logvar.double()))
+    assert l.abs().max() > 20                                   # large logits were exercised
+    err = (lw.double() - want).abs()
+    assert err.max() < 5e-4, err.max()          # per-pixel sums of terms >= 0: no cancelling
+    assert (lw.double().logsumexp(0) - want.logsumexp(0)).abs().max() < 5e-4

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Is autograd's bookkeeping what keeps a CPU step of the MLP VAE above its GEMMs? (issue 16)
+
+The same step four ways on one batch of 256 Fashion-MNIST images, best of 15 x 20 steps,
+interleaved so that a load change hits all alike: the five big matrix products alone
+(`gemm`, the floor), `model.loss(...).backward()` + fused Adam (`autograd`, what `fit`
+runs), and the same loss with its gradients written out by hand, with in-place element-wise
+passes and no graph (`by hand`), and that hand-written pass wrapped as one
+`torch.autograd.Function` behind `loss.backward()` (`Function`: what the library could ship without
+leaving `fit`'s protocol). The gradients are checked against autograd's first.
+
+    python bench/manual_backward.py                    # this CPU, 2 threads
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \\
+        python bench/manual_backward.py                # as an AVX2-only CPU would run it
+
+Measured in bench/README.md ("Per kind of CPU").
+"""
+import argparse, math, os, time
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+from vae_book.data import Batch, get_data
+from vae_book.models.vae import mlp_vae
+
+
+def by_hand(P:dict, x:torch.Tensor) -> torch.Tensor:
+    "Negative ELBO of the 784-400-20 VAE on flat `x`; sets every parameter's .grad"
+    W1, b1 = P['encoder.body.0.weight'], P['encoder.body.0.bias']
+    Wm, bm = P['encoder.to_mu.weight'], P['encoder.to_mu.bias']
+    Wl, bl = P['encoder.to_logvar.weight'], P['encoder.to_logvar.bias']
+    W3, b3 = P['decoder.body.0.weight'], P['decoder.body.0.bias']
+    W4, b4 = P['decoder.to_logits.weight'], P['decoder.to_logits.bias']
+    with torch.no_grad():
+        n = len(x)
+        h1 = torch.addmm(b1, x, W1.t()).relu_()
+        mu, lv = torch.addmm(bm, h1, Wm.t()), torch.addmm(bl, h1, Wl.t())
+        std = (0.5*lv).exp_(); eps = torch.randn_like(std)  # as reparameterize draws
+        z = torch.addcmul(mu, std, eps)
+        h3 = torch.addmm(b3, z, W3.t()).relu_()
+        l = torch.addmm(b4, h3, W4.t())                      # logits
+        var = lv.exp()
+        loss = (F.softplus(l).sum() - torch.dot(x.view(-1), l.view(-1))
+                + 0.5*(mu.square() + var - 1 - lv).sum())/n
+        g = torch.sigmoid(l, out=l).sub_(x).mul_(1/n)        # dL/dlogits
+        W4.grad = g.t() @ h3; b4.grad = g.sum(0)
+        gh = torch.ops.aten.threshold_backward(g @ W4, h3, 0)
+        W3.grad = gh.t() @ z; b3.grad = gh.sum(0)
+        gz = gh @ W3
+        gmu = gz + mu/n
+        glv = torch.addcmul(0.5*(var - 1)/n, gz, 0.5*std*eps)
+        Wm.grad = gmu.t() @ h1; bm.grad = gmu.sum(0)
+        Wl.grad = glv.t() @ h1; bl.grad = glv.sum(0)
+        gh1 = torch.ops.aten.threshold_backward(torch.addmm(gmu @ Wm, glv, Wl), h1, 0)
+        W1.grad = gh1.t() @ x; b1.grad = gh1.sum(0)
+    return loss
+
+
+class HandELBO(torch.autograd.Function):
+    "Negative ELBO of a Bernoulli MLP VAE, with its gradients written out: no graph"
+    @staticmethod
+    def forward(ctx, x:Tensor, eps:Tensor, beta, n_enc:int, *ps:Tensor):
+        # ps: weight and bias of each Linear in order: the encoder's hidden layers,
+        # to_mu, to_logvar, the decoder's hidden layers, to_logits
+        Ws, bs, n = ps[0::2], ps[1::2], len(x)
+        hs = [x]                                      # encoder: x, then each hidden h
+        for W, b in zip(Ws[:n_enc], bs[:n_enc]):
+            hs.append(torch.addmm(b, hs[-1], W.t()).relu_())
+        mu = torch.addmm(bs[n_enc], hs[-1], Ws[n_enc].t())
+        lv = torch.addmm(bs[n_enc+1], hs[-1], Ws[n_enc+1].t())
+        std = (0.5*lv).exp_()
+        ds = [torch.addcmul(mu, std, eps)]            # decoder: z, then each hidden h
+        for W, b in zip(Ws[n_enc+2:-1], bs[n_enc+2:-1]):
+            ds.append(torch.addmm(b, ds[-1], W.t()).relu_())
+        l = torch.addmm(bs[-1], ds[-1], Ws[-1].t())   # logits, (B, D)
+        recon = (F.softplus(l).sum() - torch.dot(x.reshape(-1), l.view(-1)))/n
+        var = lv.exp()
+        kl = 0.5*(mu.square() + var - 1 - lv).sum()/n
+        ctx.save_for_backward(*ps)
+        ctx.parts, ctx.n_enc = (x, eps, beta, hs, ds, mu, std, var, l), n_enc
+        ctx.mark_non_differentiable(recon, kl)
+        return recon + beta*kl, recon, kl
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go:Tensor, *_):
+        if ctx.parts is None:
+            raise RuntimeError("the fused ELBO's backward ran twice (retain_graph=True?): "
+                               "set `model.fused = False` to keep autograd's graph")
+        x, eps, beta, hs, ds, mu, std, var, l = ctx.parts; ctx.parts = None
+        ps, n_enc, need = ctx.saved_tensors, ctx.n_enc, ctx.needs_input_grad[4:]
+        Ws, grads = ps[0::2], [None]*len(ps)
+        def linear_grads(i:int, g:Tensor, inp:Tensor):  # weight and bias of Linear i
+            if need[2*i]: grads[2*i] = g.t() @ inp
+            if need[2*i+1]: grads[2*i+1] = g.sum(0)
+        # dL/dlogits = (sigmoid(l) - x)/B, written over the logits (saved for this only)
+        g = torch.sigmoid(l, out=l).sub_(x).mul_(go/len(x))
+        for i in range(len(Ws) - 1, n_enc + 1, -1):   # the decoder, last layer first
+            inp = ds[i - n_enc - 2]
+            linear_grads(i, g, inp)
+            g = g @ Ws[i]
+            if i > n_enc + 2: g = torch.ops.aten.threshold_backward(g, inp, 0)
+        c = go*beta/len(x)                            # the KL term, closed form
+        gmu = g + c*mu                                # z = mu + std*eps
+        glv = torch.addcmul(c*0.5*(var - 1), g, 0.5*std*eps)
+        h = hs[-1]
+        linear_grads(n_enc, gmu, h); linear_grads(n_enc + 1, glv, h)
+        if n_enc:
+            g = torch.addmm(gmu @ Ws[n_enc], glv, Ws[n_enc + 1])
+            for i in range(n_enc - 1, -1, -1):        # the encoder, last layer first
+                g = torch.ops.aten.threshold_backward(g, hs[i+1], 0)
+                linear_grads(i, g, hs[i])
+                if i: g = g @ Ws[i]
+        return None, None, None, None, *grads
+
+
+def function_loss(m, x:torch.Tensor) -> torch.Tensor:
+    "The same loss as one `HandELBO` autograd node: what a library version of `by hand` would be"
+    e, d = m.encoder, m.decoder
+    lins = [*e.body[0::2], e.to_mu, e.to_logvar, *d.body[0::2], d.to_logits]
+    eps = torch.randn(len(x), e.latent_dim)
+    return HandELBO.apply(x, eps, 1.0, len(e.body)//2,
+                          *[t for l in lins for t in (l.weight, l.bias)])[0]
+
+
+def best_ms(fns:dict, n:int=20, repeats:int=15) -> dict:
+    for f in fns.values(): f(); f()
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            for _ in range(n): f()
+            best[k] = min(best[k], (time.perf_counter() - t)/n)
+    return {k: 1e3*v for k, v in best.items()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--batch-size', type=int, default=256)
+    a = p.parse_args()
+    torch.set_num_threads(a.threads); torch.set_flush_denormal(True)
+    x4 = get_data('fashion', binarize=None, valid_size=0).train.x[:a.batch_size].clone()
+    x = x4.flatten(1)
+    torch.manual_seed(0)
+    m = mlp_vae(); P = dict(m.named_parameters())
+    torch.manual_seed(1); la = by_hand(P, x); ga = {k: p.grad for k, p in P.items()}
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(1); lb = m.loss(Batch(x4, x4))[0]; lb.backward()
+    rel = max(((ga[k] - p.grad).abs().max()/p.grad.abs().max()).item() for k, p in P.items())
+    print(f"loss by hand {la.item():.4f}, autograd {lb.item():.4f}; "
+          f"largest relative gradient difference {rel:.1e}")
+    assert rel < 1e-5
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(1); lc = function_loss(m, x); lc.backward()
+    relf = max(((ga[k] - p.grad).abs().max()/p.grad.abs().max()).item() for k, p in P.items())
+    print(f"as one autograd.Function: loss {lc.item():.4f}, gradient difference from by hand {relf:.1e}")
+    assert relf < 1e-5
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3, fused=True)
+    lins = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
+    ins = [(torch.randn(a.batch_size, l.in_features),
+            torch.randn(a.batch_size, l.out_features), l) for l in lins]
+    def gemm():
+        for i, (h, g, l) in enumerate(ins):
+            torch.addmm(l.bias, h, l.weight.t()); torch.mm(g.t(), h)
+            if i: torch.mm(g, l.weight)
+    def autograd():  # leaves the gradients in place, for the Adam timing
+        opt.zero_grad(set_to_none=True); m.loss(Batch(x4, x4))[0].backward(); opt.step()
+    def hand():
+        opt.zero_grad(set_to_none=True); by_hand(P, x); opt.step()
+    def function():
+        opt.zero_grad(set_to_none=True); function_loss(m, x).backward(); opt.step()
+    autograd()
+    res = best_ms({'gemm (floor)': gemm, 'Adam (fused)': opt.step,
+                   'step, autograd': autograd, 'step, by hand': hand,
+                   'step, Function': function})
+    print(f"# {torch.backends.cpu.get_cpu_capability()}, {a.threads} threads, "
+          f"batch {a.batch_size}, load {os.getloadavg()[0]:.2f}")
+    for k, v in res.items(): print(f"{k:>16}: {v:6.3f} ms")
+    for k in ('by hand', 'Function'):
+        print(f"{k} / autograd: {res[f'step, {k}']/res['step, autograd']:.3f}")
+
+
+if __name__ == '__main__':
+    main()
