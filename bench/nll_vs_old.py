@@ -49,7 +49,7 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--old-commit', default='ef2aa55')
-    p.add_argument('--out', default=str(ROOT/'bench'/'results'/'nll_vs_old.json'))
+    p.add_argument('--out', default=str(ROOT/'bench'/'results'/'speedup_nll_vs_old.json'))
     p.add_argument('--child', default=None, help=argparse.SUPPRESS)
     p.add_argument('--work', default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
