@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from vae_book.core import flush_denormals
 from vae_book.data import Batch
 from vae_book.steps import inductor_cache as fit_inductor_cache
 
@@ -291,7 +292,7 @@ def main(argv=None):
     if a.clock == 'cpu':
         if a.threads != 1: raise SystemExit("--clock cpu needs --threads 1")
         time.perf_counter = time.process_time  # compilers' subprocesses are not counted
-    torch.set_flush_denormal(True)  # as `fit` does on CPUs
+    flush_denormals()  # as `fit` does on CPUs: on every thread
     cache = None if a.no_cache else inductor_cache()
     from vae_book.data import get_data
     from vae_book.train import evaluate

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from vae_book.core import flush_denormals
 from vae_book.data import Batch, get_data
 from vae_book.models.vae import mlp_vae
 
@@ -139,7 +140,7 @@ def main():
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch-size', type=int, default=256)
     a = p.parse_args()
-    torch.set_num_threads(a.threads); torch.set_flush_denormal(True)
+    torch.set_num_threads(a.threads); flush_denormals()
     x4 = get_data('fashion', binarize=None, valid_size=0).train.x[:a.batch_size].clone()
     x = x4.flatten(1)
     torch.manual_seed(0)

@@ -277,3 +277,35 @@ def test_cuda_nan_steps_skipped_and_reported(data):
 def test_cuda_compile(data):
     h = fit(small_vae(), data, epochs=2, device='cuda', compile=True, progress=False)
     assert h.last['valid_loss'] < h[0]['train_loss']
+
+
+_DENORMALS = '''
+import torch
+torch.set_num_threads(2)
+tiny = torch.full((2_000_000,), 1e-39)              # fp32 denormals
+def left(): return int((tiny*1.0).ne(0).sum())     # DAZ on a thread: its share reads as 0
+left()                                              # the OpenMP pool exists from here on
+torch.set_flush_denormal(True)
+main_only = left()                                  # the workers did not get the flag
+torch.set_flush_denormal(False)
+from vae_book.models.vae import mlp_vae
+from vae_book.train import fit
+x = torch.rand(64, 1, 28, 28)
+fit(mlp_vae(hidden_dim=16, latent_dim=2), (x, torch.zeros(64, dtype=torch.long)), epochs=1,
+    batch_size=32, progress=False, device='cpu')
+print(main_only, left())
+'''
+
+
+def test_fit_flushes_denormals_on_every_thread():
+    "torch.set_flush_denormal reaches only its own thread; fit's flag reaches the OpenMP pool"
+    import os, subprocess, sys
+    from vae_book.core import _openmp
+    if _openmp() is None or (os.cpu_count() or 1) < 2:
+        pytest.skip('needs torch on OpenMP (Linux x86) and 2 CPUs')
+    r = subprocess.run([sys.executable, '-c', _DENORMALS], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    main_only, after_fit = map(int, r.stdout.split()[-2:])
+    assert main_only > 0, "the main-thread flag alone flushed every thread: the test shows nothing"
+    assert after_fit == 0, f"{after_fit} denormals survived on some thread after fit"

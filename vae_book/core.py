@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin', 'slerp', 'set_seed', 'use_book_renderer',
-           'budget', 'evaluating', 'check_int', 'check_float', 'check_choice', 'check_shape', 'check_data',
-           'check_labels', 'register_arch', 'arch_module', 'build_arch', 'Player']
+__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin', 'slerp', 'set_seed', 'flush_denormals',
+           'use_book_renderer', 'budget', 'evaluating', 'check_int', 'check_float', 'check_choice', 'check_shape',
+           'check_data', 'check_labels', 'register_arch', 'arch_module', 'build_arch', 'Player']
 
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
@@ -98,6 +98,36 @@ def set_seed(seed:int=42, # the seed for `random`, `numpy` and `torch`
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     return seed
+
+# %% ../nbs/00_core.ipynb #b090295d
+@functools.cache
+def _openmp():
+    "torch's OpenMP runtime and glibc's libm (`fesetenv`) as ctypes handles, else None"
+    import ctypes, platform
+    x86 = platform.machine() in ('x86_64', 'AMD64')
+    if platform.system() != 'Linux' or not x86: return None
+    if 'OpenMP' not in torch.__config__.parallel_info(): return None
+    try:  # the runtime torch loaded (its own copy), not a second one with its own pool
+        with open('/proc/self/maps') as f:
+            libs = sorted({l.split()[-1] for l in f if 'libgomp' in l
+                           or 'libiomp' in l})
+        omp, libm = ctypes.CDLL(libs[0]), ctypes.CDLL('libm.so.6')
+    except (OSError, IndexError): return None
+    u, p = ctypes.c_uint, ctypes.c_void_p
+    omp.GOMP_parallel.argtypes, omp.GOMP_parallel.restype = [p, p, u, u], None
+    return ctypes, omp, libm
+
+def flush_denormals(on:bool=True, # flush (True) or keep (False) denormal floats
+                   ) -> bool: # True if every thread of torch's CPU pool got the setting
+    "`torch.set_flush_denormal(on)` on this thread and on torch's OpenMP workers"
+    if not torch.set_flush_denormal(on): return False
+    if (lib := _openmp()) is None: return False
+    ctypes, omp, libm = lib
+    env = ctypes.create_string_buffer(64)          # a glibc fenv_t, MXCSR included
+    if libm.fegetenv(env) != 0: return False
+    fesetenv = ctypes.cast(libm.fesetenv, ctypes.c_void_p).value
+    omp.GOMP_parallel(fesetenv, ctypes.addressof(env), torch.get_num_threads(), 0)
+    return True
 
 # %% ../nbs/00_core.ipynb #7b710082
 _AXIS = dict(gridcolor='white', linecolor='white', zerolinecolor='white',

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from .core import (evaluating, model_device, set_seed, check_int, check_float,
-                           check_choice)
+                           check_choice, flush_denormals)
 from .batches import fit_loaders
 from .distributed import join_group, all_sum, broadcast_state
 from .checkpoint import Checkpoint, save, load  # re-exported: `fit` uses `save`
@@ -207,4 +207,4 @@ def _seed(cfg:TrainConfig, dd, device:torch.device):
     "Seed the run (each `torchrun` rank its own noise); flush denormals on CPUs"
     set_seed(cfg.seed, cfg.deterministic)
     if dd is not None and dd.rank: torch.manual_seed(cfg.seed + 7919*dd.rank)
-    if device.type == 'cpu': torch.set_flush_denormal(True)  # tiny floats are slow
+    if device.type == 'cpu': flush_denormals()  # tiny floats are slow, on every thread
