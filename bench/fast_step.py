@@ -194,6 +194,7 @@ def interleaved_epoch(trainers:dict, chunk:int=2560) -> dict:
     secs = dict.fromkeys(trainers, 0.)
     while its:
         for v in list(its):
+            flush_denormals(v != 'reference')  # pytorch/examples does not flush; fit does
             t, n = time.perf_counter(), 0
             try:
                 while n < chunk: n += next(its[v])

@@ -291,9 +291,10 @@ torch.set_flush_denormal(False)
 from vae_book.models.vae import mlp_vae
 from vae_book.train import fit
 x = torch.rand(64, 1, 28, 28)
-fit(mlp_vae(hidden_dim=16, latent_dim=2), (x, torch.zeros(64, dtype=torch.long)), epochs=1,
-    batch_size=32, progress=False, device='cpu')
-print(main_only, left())
+h = fit(mlp_vae(hidden_dim=16, latent_dim=2), (x, torch.zeros(64, dtype=torch.long)), epochs=1,
+        batch_size=32, progress=False, device='cpu', monitor=lambda m: {'left': left()},
+        monitor_every=1)
+print(main_only, max(r['left'] for r in h.monitor), left())
 '''
 
 
@@ -306,6 +307,7 @@ def test_fit_flushes_denormals_on_every_thread():
     r = subprocess.run([sys.executable, '-c', _DENORMALS], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    main_only, after_fit = map(int, r.stdout.split()[-2:])
+    main_only, during, after = map(int, r.stdout.split()[-3:])
     assert main_only > 0, "the main-thread flag alone flushed every thread: the test shows nothing"
-    assert after_fit == 0, f"{after_fit} denormals survived on some thread after fit"
+    assert during == 0, f"{during} denormals survived on some thread while fit trained"
+    assert after == 2_000_000, "fit did not put back the setting it found (no flushing)"

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin', 'slerp', 'set_seed', 'flush_denormals',
-           'use_book_renderer', 'budget', 'evaluating', 'check_int', 'check_float', 'check_choice', 'check_shape',
-           'check_data', 'check_labels', 'register_arch', 'arch_module', 'build_arch', 'Player']
+__all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin', 'slerp', 'set_seed', 'denormals_flushed',
+           'flush_denormals', 'use_book_renderer', 'budget', 'evaluating', 'check_int', 'check_float', 'check_choice',
+           'check_shape', 'check_data', 'check_labels', 'register_arch', 'arch_module', 'build_arch', 'Player']
 
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
@@ -101,31 +101,48 @@ def set_seed(seed:int=42, # the seed for `random`, `numpy` and `torch`
 
 # %% ../nbs/00_core.ipynb #b090295d
 @functools.cache
-def _openmp():
-    "torch's OpenMP runtime and glibc's libm (`fesetenv`) as ctypes handles, else None"
+def _libm():
+    "glibc's libm (`fegetenv`, `fesetenv`) on Linux x86, else None"
     import ctypes, platform
-    x86 = platform.machine() in ('x86_64', 'AMD64')
-    if platform.system() != 'Linux' or not x86: return None
-    if 'OpenMP' not in torch.__config__.parallel_info(): return None
-    try:  # the runtime torch loaded (its own copy), not a second one with its own pool
+    if platform.system() != 'Linux' or platform.machine() not in ('x86_64', 'AMD64'):
+        return None
+    try: return ctypes.CDLL('libm.so.6')
+    except OSError: return None
+
+@functools.cache
+def _openmp():
+    "The OpenMP runtime torch loaded (its own copy, with its thread pool), else None"
+    import ctypes
+    if _libm() is None or 'OpenMP' not in torch.__config__.parallel_info(): return None
+    try:
         with open('/proc/self/maps') as f:
             libs = sorted({l.split()[-1] for l in f if 'libgomp' in l
                            or 'libiomp' in l})
-        omp, libm = ctypes.CDLL(libs[0]), ctypes.CDLL('libm.so.6')
+        omp = ctypes.CDLL(libs[0])
     except (OSError, IndexError): return None
     u, p = ctypes.c_uint, ctypes.c_void_p
     omp.GOMP_parallel.argtypes, omp.GOMP_parallel.restype = [p, p, u, u], None
-    return ctypes, omp, libm
+    return omp
+
+def _fenv():
+    "This thread's floating-point environment, a glibc `fenv_t` (MXCSR at byte 28)"
+    import ctypes
+    env = ctypes.create_string_buffer(64)
+    return env if _libm().fegetenv(env) == 0 else None
+
+def denormals_flushed() -> bool|None:
+    "Does this thread flush denormals (MXCSR's FTZ and DAZ bits)? None where unknown"
+    env = _fenv() if _libm() else None
+    if env is None: return None
+    return int.from_bytes(env.raw[28:32], 'little') & 0x8040 == 0x8040
 
 def flush_denormals(on:bool=True, # flush (True) or keep (False) denormal floats
                    ) -> bool: # True if every thread of torch's CPU pool got the setting
     "`torch.set_flush_denormal(on)` on this thread and on torch's OpenMP workers"
     if not torch.set_flush_denormal(on): return False
-    if (lib := _openmp()) is None: return False
-    ctypes, omp, libm = lib
-    env = ctypes.create_string_buffer(64)          # a glibc fenv_t, MXCSR included
-    if libm.fegetenv(env) != 0: return False
-    fesetenv = ctypes.cast(libm.fesetenv, ctypes.c_void_p).value
+    if (omp := _openmp()) is None or (env := _fenv()) is None: return False
+    import ctypes  # every worker of the pool loads this thread's environment
+    fesetenv = ctypes.cast(_libm().fesetenv, ctypes.c_void_p).value
     omp.GOMP_parallel(fesetenv, ctypes.addressof(env), torch.get_num_threads(), 0)
     return True
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 from .core import (evaluating, model_device, set_seed, check_int, check_float,
-                           check_choice, flush_denormals)
+                           check_choice, flush_denormals, denormals_flushed)
 from .batches import fit_loaders
 from .distributed import join_group, all_sum, broadcast_state
 from .checkpoint import Checkpoint, save, load  # re-exported: `fit` uses `save`
@@ -167,7 +167,7 @@ def fit(model:nn.Module, # has `loss(batch)` -> NamedTuple(loss, ...), or `playe
     ps = players(model)                                 # the protocol, before any work
     device, dd = join_group(cfg.device)
     train, valid = fit_loaders(data, cfg, device, dd, model)  # checks the data first
-    _seed(cfg, dd, device)
+    flushed = denormals_flushed(); _seed(cfg, dd, device)  # flushed: put back at the end
     model.to(device); lp = _loop(model, ps, cfg, device, dd, train)
     if not callable(getattr(model, 'loss', None)): valid = None  # a game: no valid loss
     hist = History(config=asdict(cfg))
@@ -190,6 +190,7 @@ def fit(model:nn.Module, # has `loss(batch)` -> NamedTuple(loss, ...), or `playe
                       "the model keeps its current weights")
     finally:
         for p, r in trainable.items(): p.requires_grad_(r)
+        if device.type == 'cpu' and flushed is False: flush_denormals(False)
     return hist
 
 # %% ../nbs/00b_train.ipynb #f00e1bae
