@@ -12,7 +12,8 @@ are denormal after a given number of steps, per parameter.
     python bench/denormals.py --epochs 5 --batch-size 256 --lr 3e-3
     python bench/denormals.py --epochs 4 --batch-size 128 --lr 1e-3 --count
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, json, os, platform, subprocess, sys, time
+from pathlib import Path
 import torch
 
 
@@ -66,22 +67,34 @@ def main():
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--count', action='store_true')
+    p.add_argument('--out', default=None,
+                   help='JSON record (default: bench/results/denormals_b<batch size>.json)')
     p.add_argument('--child', default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child: return child(a)
     print(f"# Fashion-MNIST, 784-400-20 VAE, batch {a.batch_size}, lr {a.lr}, {a.threads} threads, "
           f"torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()}, "
           f"load {os.getloadavg()[0]:.2f}", flush=True)
+    rec = {'command': 'python bench/denormals.py ' + ' '.join(sys.argv[1:]),
+           'dataset': 'fashion', 'model': 'mlp_vae() 784-400-20', 'batch_size': a.batch_size,
+           'lr': a.lr, 'epochs': a.epochs, 'threads': a.threads, 'torch': torch.__version__,
+           'python': platform.python_version(),
+           'capability': torch.backends.cpu.get_cpu_capability(), 'runs': {}}
     for mode in ('main-thread', 'all-threads'):
         args = [sys.executable, __file__, '--child', mode, *sys.argv[1:]]
         r = subprocess.run([x for x in args if x != '--count'], capture_output=True, text=True)
         if r.returncode: raise SystemExit(r.stderr)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
+        res = rec['runs'][mode] = json.loads(r.stdout.strip().splitlines()[-1])
         print(f"{mode:>12}: s/epoch {res['epoch_seconds']}, "
               f"final train loss {res['train_loss']:.2f}", flush=True)
     if a.count:
-        for step, c in count(a).items():
+        rec['denormal_first_moments'] = count(a)
+        for step, c in rec['denormal_first_moments'].items():
             print(f"after {step} steps, denormal Adam first moments: {c or 'none'}")
+    rec['load_average_after'] = [round(v, 2) for v in os.getloadavg()]
+    out = Path(a.out or Path(__file__).resolve().parent/'results'/f'denormals_b{a.batch_size}.json')
+    out.write_text(json.dumps(rec, indent=1) + '\n')
+    print(f"wrote {out}")
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ leaving `fit`'s protocol). The gradients are checked against autograd's first.
 
 Measured in bench/README.md ("Per kind of CPU").
 """
-import argparse, math, os, time
+import argparse, json, math, os, platform, sys, time
+from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -139,6 +140,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch-size', type=int, default=256)
+    p.add_argument('--out', default=None, help='JSON record (default: bench/results/'
+                   'manual_backward_<kernel level>.json)')
     a = p.parse_args()
     torch.set_num_threads(a.threads); flush_denormals()
     x4 = get_data('fashion', binarize=None, valid_size=0).train.x[:a.batch_size].clone()
@@ -180,6 +183,18 @@ def main():
     for k, v in res.items(): print(f"{k:>16}: {v:6.3f} ms")
     for k in ('by hand', 'Function'):
         print(f"{k} / autograd: {res[f'step, {k}']/res['step, autograd']:.3f}")
+    cap = torch.backends.cpu.get_cpu_capability()
+    out = Path(a.out or Path(__file__).resolve().parent/'results'/f'manual_backward_{cap.lower()}.json')
+    env = {k: os.environ[k] for k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA',
+                                      'MKL_ENABLE_INSTRUCTIONS') if k in os.environ}
+    out.write_text(json.dumps({
+        'ms_per_step': {k: round(v, 3) for k, v in res.items()},
+        'gradient_difference': {'by_hand': rel, 'function': relf},
+        'batch_size': a.batch_size, 'threads': a.threads, 'capability': cap, 'env': env,
+        'torch': torch.__version__, 'python': platform.python_version(),
+        'load_average': [round(v, 2) for v in os.getloadavg()],
+        'command': 'python bench/manual_backward.py ' + ' '.join(sys.argv[1:])}, indent=1) + '\n')
+    print(f"wrote {out}")
 
 
 if __name__ == '__main__':

@@ -47,13 +47,17 @@ def test_gpu_script_on_cuda(tmp_path):
     assert json.loads((tmp_path/'speed_cuda.json').read_text())['meta']['device'].startswith('cuda')
 
 
-def test_manual_backward_matches_autograd():
+def test_manual_backward_matches_autograd(tmp_path):
     "The hand-written step the speed notes cite has autograd's gradients (the script asserts it)"
     if not _have('fashion'): pytest.skip('needs Fashion-MNIST on disk')
+    out = tmp_path/'mb.json'
     r = subprocess.run([sys.executable, 'bench/manual_backward.py', '--batch-size', '32',
-                        '--threads', '1'], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                        '--threads', '1', '--out', str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert 'largest relative gradient difference' in r.stdout and 'Function / autograd' in r.stdout
+    rec = json.loads(out.read_text())
+    assert rec['gradient_difference']['by_hand'] < 1e-5 and rec['batch_size'] == 32
+    assert set(rec['ms_per_step']) >= {'step, autograd', 'step, by hand', 'step, Function'}
 
 
 def test_nll_vs_old_compares_the_same_numbers(tmp_path):
