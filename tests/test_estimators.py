@@ -226,3 +226,14 @@ def test_fused_log_weights_match_a_float64_recomputation():
     err = (lw.double() - want).abs()
     assert err.max() < 5e-4, err.max()          # per-pixel sums of terms >= 0: no cancelling
     assert (lw.double().logsumexp(0) - want.logsumexp(0)).abs().max() < 5e-4
+
+
+def test_bf16_native_honours_onednn_isa_limits():
+    "An AVX2-only CPU emulated with ONEDNN_MAX_CPU_ISA gets the exact fp32 NLL path under 'auto'"
+    import os, subprocess, sys
+    code = "from vae_book.metrics import bf16_native; print(bf16_native())"
+    env = {**os.environ, 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'ATEN_CPU_CAPABILITY': 'avx2'}
+    r = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == 'False'
