@@ -40,8 +40,9 @@ def bf16_native() -> bool:
     "True where this CPU multiplies bf16 matrices in hardware (AMX or AVX-512 BF16)"
     hw = any(getattr(torch.cpu, f, lambda: False)()
              for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
-    try: onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())  # honours
-    except (AttributeError, RuntimeError): onednn = True  # ONEDNN_MAX_CPU_ISA limits
+    # oneDNN's answer honours ONEDNN_MAX_CPU_ISA (how bench/ emulates AVX2-only CPUs)
+    try: onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): onednn = True
     return hw and onednn
 
 def _fusable(model:nn.Module) -> bool:
