@@ -233,19 +233,25 @@ def _best_ms(fns:dict, n:int=20, repeats:int=15) -> dict:
     return {k: 1e3*v for k, v in best.items()}
 
 
+def gemm_floor(model:torch.nn.Module, batch_size:int):
+    "`f()` running every matmul of one training step of `model`'s Linears at its shape"
+    lin = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    ins = [(torch.randn(batch_size, m.in_features),
+            torch.randn(batch_size, m.out_features), m) for m in lin]
+    def gemms():  # forward, weight gradient, input gradient (none for the first layer)
+        for i, (a, g, m) in enumerate(ins):
+            torch.addmm(m.bias, a, m.weight.t()); torch.mm(g.t(), a)
+            if i: torch.mm(g, m.weight)
+    return gemms
+
+
 def step_costs(x:Tensor, batch_size:int=256, lr:float=3e-3,
                variants=('eager', 'compiled-loss', 'compiled-noguard')) -> dict:
     "ms per step of each piece and of whole steps, best of many tries, interleaved"
     from vae_book.models.vae import mlp_vae
     torch.manual_seed(0)
     xb = x[:batch_size].clone()
-    lin = [m for m in mlp_vae().modules() if isinstance(m, torch.nn.Linear)]
-    ins = [(torch.randn(batch_size, m.in_features),
-            torch.randn(batch_size, m.out_features), m) for m in lin]
-    def gemms():  # every matmul of a step at its shape, as bench/speed.py's GEMM limit
-        for i, (a, g, m) in enumerate(ins):
-            torch.addmm(m.bias, a, m.weight.t()); torch.mm(g.t(), a)
-            if i: torch.mm(g, m.weight)
+    gemms = gemm_floor(mlp_vae(), batch_size)  # as bench/speed.py's GEMM limit
     model = mlp_vae(); opt = adam(model.parameters(), lr, 'fused')
     opt2 = adam(model.parameters(), lr, 'foreach')
     perm = torch.randperm(len(x)); buf = torch.empty((batch_size, *x.shape[1:]))

@@ -15,7 +15,7 @@ leaving `fit`'s protocol). The gradients are checked against autograd's first.
 
 Measured in bench/README.md ("Per kind of CPU").
 """
-import argparse, json, math, os, platform, sys, time
+import argparse, json, os, platform, sys
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from torch.autograd.function import once_differentiable
 from vae_book.core import flush_denormals
 from vae_book.data import Batch, get_data
 from vae_book.models.vae import mlp_vae
+from fast_step import _best_ms as best_ms, gemm_floor  # bench/ is on the path when run
 
 
 def by_hand(P:dict, x:torch.Tensor) -> torch.Tensor:
@@ -125,15 +126,10 @@ def function_loss(m, x:torch.Tensor) -> torch.Tensor:
                           *[t for l in lins for t in (l.weight, l.bias)])[0]
 
 
-def best_ms(fns:dict, n:int=20, repeats:int=15) -> dict:
-    for f in fns.values(): f(); f()
-    best = dict.fromkeys(fns, math.inf)
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            for _ in range(n): f()
-            best[k] = min(best[k], (time.perf_counter() - t)/n)
-    return {k: 1e3*v for k, v in best.items()}
+def max_rel_diff(grads:dict, P:dict) -> float:
+    "Largest gradient difference between `grads` and the parameters' `.grad`, relative"
+    return max(((grads[k] - p.grad).abs().max()/p.grad.abs().max()).item()
+               for k, p in P.items())
 
 
 def main():
@@ -151,23 +147,17 @@ def main():
     torch.manual_seed(1); la = by_hand(P, x); ga = {k: p.grad for k, p in P.items()}
     m.zero_grad(set_to_none=True)
     torch.manual_seed(1); lb = m.loss(Batch(x4, x4))[0]; lb.backward()
-    rel = max(((ga[k] - p.grad).abs().max()/p.grad.abs().max()).item() for k, p in P.items())
+    rel = max_rel_diff(ga, P)
     print(f"loss by hand {la.item():.4f}, autograd {lb.item():.4f}; "
           f"largest relative gradient difference {rel:.1e}")
     assert rel < 1e-5
     m.zero_grad(set_to_none=True)
     torch.manual_seed(1); lc = function_loss(m, x); lc.backward()
-    relf = max(((ga[k] - p.grad).abs().max()/p.grad.abs().max()).item() for k, p in P.items())
+    relf = max_rel_diff(ga, P)
     print(f"as one autograd.Function: loss {lc.item():.4f}, gradient difference from by hand {relf:.1e}")
     assert relf < 1e-5
     opt = torch.optim.Adam(m.parameters(), lr=3e-3, fused=True)
-    lins = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear)]
-    ins = [(torch.randn(a.batch_size, l.in_features),
-            torch.randn(a.batch_size, l.out_features), l) for l in lins]
-    def gemm():
-        for i, (h, g, l) in enumerate(ins):
-            torch.addmm(l.bias, h, l.weight.t()); torch.mm(g.t(), h)
-            if i: torch.mm(g, l.weight)
+    gemm = gemm_floor(m, a.batch_size)
     def autograd():  # leaves the gradients in place, for the Adam timing
         opt.zero_grad(set_to_none=True); m.loss(Batch(x4, x4))[0].backward(); opt.step()
     def hand():
