@@ -1,21 +1,28 @@
 #!/usr/bin/env python3
 """Is autograd's bookkeeping what keeps a CPU step of the MLP VAE above its GEMMs? (issue 16)
 
-The same step four ways on one batch of 256 Fashion-MNIST images, best of 15 x 20 steps,
+The same step five ways on one batch of 256 Fashion-MNIST images, best of 15 x 20 steps,
 interleaved so that a load change hits all alike: the five big matrix products alone
 (`gemm`, the floor), `model.loss(...).backward()` + fused Adam (`autograd`, what `fit`
 runs), and the same loss with its gradients written out by hand, with in-place element-wise
 passes and no graph (`by hand`), and that hand-written pass wrapped as one
 `torch.autograd.Function` behind `loss.backward()` (`Function`: what the library could ship without
-leaving `fit`'s protocol). The gradients are checked against autograd's first.
+leaving `fit`'s protocol), either as a forward and a backward (`Function`) or with every gradient
+computed in the forward and handed over by the backward (`Function, grads in forward`). The
+gradients are checked against autograd's first.
+
+`--in-fit` then times whole `fit` epochs (batch 256, lr 3e-3, all 60,000 training images) with
+`VAE.loss` as it is and with `VAE.loss` returning the grads-in-forward Function, alternating,
+`--epochs` x `--repeats`: what the hot-loop gain is worth inside the real loop.
 
     python bench/manual_backward.py                    # this CPU, 2 threads
+    python bench/manual_backward.py --in-fit           # and the fit epochs
     ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \\
         python bench/manual_backward.py                # as an AVX2-only CPU would run it
 
 Measured in bench/README.md ("Per kind of CPU").
 """
-import argparse, json, os, platform, sys
+import argparse, json, os, platform, statistics, sys
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -23,7 +30,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 from vae_book.core import flush_denormals
 from vae_book.data import Batch, get_data
-from vae_book.models.vae import mlp_vae
+from vae_book.losses.elbo import ELBO
+from vae_book.models.vae import VAE, mlp_vae
+from vae_book.train import fit
 from fast_step import _best_ms as best_ms, gemm_floor  # bench/ is on the path when run
 
 
@@ -126,6 +135,60 @@ def function_loss(m, x:torch.Tensor) -> torch.Tensor:
                           *[t for l in lins for t in (l.weight, l.bias)])[0]
 
 
+class GradsInForward(torch.autograd.Function):
+    "`by_hand` as one autograd node: the forward computes every gradient, the backward hands them over"
+    @staticmethod
+    def forward(ctx, x:Tensor, names:tuple, *ps:Tensor):
+        P = dict(zip(names, ps))
+        loss = by_hand(P, x)
+        ctx.grads = [p.grad for p in ps]
+        for p in ps: p.grad = None
+        ctx.save_for_backward(*ps)                  # an in-place change before backward raises
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, go:Tensor):
+        ctx.saved_tensors
+        gs, ctx.grads = ctx.grads, None
+        return None, None, *[g.mul_(go) for g in gs]
+
+
+def grads_in_forward_loss(m, x:Tensor) -> Tensor:
+    P = dict(m.named_parameters())
+    return GradsInForward.apply(x, tuple(P), *P.values())
+
+
+def fused_vae_loss(self, batch) -> ELBO:
+    "What `VAE.loss` would be with the grads-in-forward node (784-400-20, training only)"
+    if not (self.training and torch.is_grad_enabled()): return VAE_LOSS(self, batch)
+    loss = grads_in_forward_loss(self, batch.x.flatten(1))
+    return ELBO(loss, loss.detach(), loss.detach()*0)  # recon/kl are not split here
+
+
+VAE_LOSS = VAE.loss
+
+
+def fit_epochs(epochs:int, repeats:int, threads:int) -> dict:
+    "Seconds of each `fit` epoch with `VAE.loss` as it is and with the grads-in-forward node"
+    data = get_data('fashion', binarize=None, valid_size=0, batch_size=256)
+    secs, test = {'autograd': [], 'grads in forward': []}, {'autograd': [], 'grads in forward': []}
+    for r in range(repeats):
+        for k in secs:
+            VAE.loss = fused_vae_loss if k == 'grads in forward' else VAE_LOSS
+            try:
+                torch.manual_seed(r); m = mlp_vae()
+                h = fit(m, (data.train, data.test), epochs=epochs, seed=r, batch_size=256, lr=3e-3,
+                        progress=False)
+            finally: VAE.loss = VAE_LOSS
+            secs[k] += [row['time'] for row in h]; test[k].append(h[-1]['valid_loss'])
+            print(f"fit, {k:>16}, repeat {r+1}: " + ', '.join(f"{row['time']:.3f}" for row in h)
+                  + f" s/epoch; test loss {h[-1]['valid_loss']:.2f}", flush=True)
+    return {k: {'s_per_epoch': [round(v, 4) for v in secs[k]],
+                'median': round(statistics.median(secs[k]), 4),
+                'test_loss': [round(v, 3) for v in test[k]]} for k in secs}
+
+
 def max_rel_diff(grads:dict, P:dict) -> float:
     "Largest gradient difference between `grads` and the parameters' `.grad`, relative"
     return max(((grads[k] - p.grad).abs().max()/p.grad.abs().max()).item()
@@ -136,6 +199,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--batch-size', type=int, default=256)
+    p.add_argument('--in-fit', action='store_true', help='also time whole fit epochs both ways')
+    p.add_argument('--epochs', type=int, default=3)
+    p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--out', default=None, help='JSON record (default: bench/results/'
                    'manual_backward_<kernel level>.json)')
     a = p.parse_args()
@@ -156,6 +222,11 @@ def main():
     relf = max_rel_diff(ga, P)
     print(f"as one autograd.Function: loss {lc.item():.4f}, gradient difference from by hand {relf:.1e}")
     assert relf < 1e-5
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(1); ld = grads_in_forward_loss(m, x); ld.backward()
+    relg = max_rel_diff(ga, P)
+    print(f"with the gradients in the forward: loss {ld.item():.4f}, difference from by hand {relg:.1e}")
+    assert relg < 1e-5
     opt = torch.optim.Adam(m.parameters(), lr=3e-3, fused=True)
     gemm = gemm_floor(m, a.batch_size)
     def autograd():  # leaves the gradients in place, for the Adam timing
@@ -164,22 +235,30 @@ def main():
         opt.zero_grad(set_to_none=True); by_hand(P, x); opt.step()
     def function():
         opt.zero_grad(set_to_none=True); function_loss(m, x).backward(); opt.step()
+    def in_forward():
+        opt.zero_grad(set_to_none=True); grads_in_forward_loss(m, x).backward(); opt.step()
     autograd()
     res = best_ms({'gemm (floor)': gemm, 'Adam (fused)': opt.step,
                    'step, autograd': autograd, 'step, by hand': hand,
-                   'step, Function': function})
+                   'step, Function': function, 'step, Function, grads in forward': in_forward})
     print(f"# {torch.backends.cpu.get_cpu_capability()}, {a.threads} threads, "
           f"batch {a.batch_size}, load {os.getloadavg()[0]:.2f}")
     for k, v in res.items(): print(f"{k:>16}: {v:6.3f} ms")
-    for k in ('by hand', 'Function'):
+    for k in ('by hand', 'Function', 'Function, grads in forward'):
         print(f"{k} / autograd: {res[f'step, {k}']/res['step, autograd']:.3f}")
+    in_fit = fit_epochs(a.epochs, a.repeats, a.threads) if a.in_fit else None
+    if in_fit:
+        r = in_fit['grads in forward']['median']/in_fit['autograd']['median']
+        print(f"fit epochs, median: autograd {in_fit['autograd']['median']:.3f} s, grads in forward "
+              f"{in_fit['grads in forward']['median']:.3f} s ({r:.3f})")
     cap = torch.backends.cpu.get_cpu_capability()
     out = Path(a.out or Path(__file__).resolve().parent/'results'/f'manual_backward_{cap.lower()}.json')
     env = {k: os.environ[k] for k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA',
                                       'MKL_ENABLE_INSTRUCTIONS') if k in os.environ}
     out.write_text(json.dumps({
         'ms_per_step': {k: round(v, 3) for k, v in res.items()},
-        'gradient_difference': {'by_hand': rel, 'function': relf},
+        'gradient_difference': {'by_hand': rel, 'function': relf, 'grads_in_forward': relg},
+        'fit_epochs': in_fit,
         'batch_size': a.batch_size, 'threads': a.threads, 'capability': cap, 'env': env,
         'torch': torch.__version__, 'python': platform.python_version(),
         'load_average': [round(v, 2) for v in os.getloadavg()],

@@ -57,7 +57,9 @@ def test_manual_backward_matches_autograd(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rec = json.loads(out.read_text())
     assert rec['gradient_difference']['by_hand'] < 1e-5 and rec['batch_size'] == 32
-    assert set(rec['ms_per_step']) >= {'step, autograd', 'step, by hand', 'step, Function'}
+    assert rec['gradient_difference']['grads_in_forward'] < 1e-5
+    assert set(rec['ms_per_step']) >= {'step, autograd', 'step, by hand', 'step, Function',
+                                       'step, Function, grads in forward'}
 
 
 def test_nll_vs_old_compares_the_same_numbers(tmp_path):
