@@ -1,5 +1,5 @@
 """Helpers the benchmark scripts share: naming the machine in a record, and keeping records small."""
-import platform
+import os, platform
 from pathlib import Path
 
 import torch
@@ -38,10 +38,29 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def onednn_bf16() -> bool:
+    "Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX; honours ONEDNN_MAX_CPU_ISA)"
+    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError): return False
+
+
+# Variables that change which kernels run; they emulate a smaller CPU on a bigger one:
+# ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
+              'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT',
+              'TORCHINDUCTOR_CACHE_DIR')
+
+
 def cpu_caps() -> dict:
-    "The CPU's name and the vector/matrix units torch can use, for a record's `env`"
+    "What the CPU offers the kernels, for every record: name, PyTorch's dispatch level, ISA flags, native bf16"
     flags = cpu_flags()
-    caps = {'name': cpu_name(), 'torch_capability': torch.backends.cpu.get_cpu_capability()}
-    for f in ('avx2', 'fma', 'avx512f', 'avx512_bf16', 'avx512_vnni', 'amx_bf16', 'amx_int8'):
-        caps[f] = f in flags if flags else None
-    return caps
+    cap, bf16 = torch.backends.cpu.get_cpu_capability(), onednn_bf16()
+    env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
+    kind = f"{cap}, {'with' if bf16 else 'no'} native bf16"
+    if any(k in env for k in KERNEL_ENV[:3]): kind += ' (emulated: see env)'
+    return {'name': cpu_name(), 'kind': kind, 'capability': cap, 'onednn_bf16': bf16,
+            'flags': sorted(f for f in flags if f in ('fma', 'avx', 'avx2')
+                            or f.startswith(('avx512', 'amx')) or 'bf16' in f),
+            'avx2': 'avx2' in flags, 'avx512': 'avx512f' in flags,
+            'amx': 'amx_tile' in flags,
+            'bf16_isa': bool(flags & {'avx512_bf16', 'amx_bf16'}), 'env': env}

@@ -12,7 +12,7 @@ are denormal after a given number of steps, per parameter.
     python bench/denormals.py --epochs 5 --batch-size 256 --lr 3e-3
     python bench/denormals.py --epochs 4 --batch-size 128 --lr 1e-3 --count
 """
-import argparse, json, os, platform, subprocess, sys, time
+import argparse, json, os, platform, subprocess, sys
 from pathlib import Path
 import torch
 

@@ -37,7 +37,7 @@ from vae_book.core import flush_denormals
 from vae_book.data import Batch
 from vae_book.steps import inductor_cache as fit_inductor_cache
 
-from _common import cpu_flags
+from _common import cpu_caps
 
 
 def inductor_cache(folder:str|os.PathLike|None=None) -> Path:
@@ -271,11 +271,6 @@ def step_costs(x:Tensor, batch_size:int=256, lr:float=3e-3,
 
 
 # ------------------------------------------------------------------------------ driver
-def _cpu_flags() -> list[str]:
-    return sorted(f for f in cpu_flags()
-                  if f.startswith(('avx', 'amx', 'fma')) or 'bf16' in f)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--dataset', default='fashion')
@@ -305,9 +300,9 @@ def main(argv=None):
     from vae_book.train import evaluate
     data = get_data(a.dataset, binarize=None, valid_size=0)
     x, test = data.train.x, data.test
-    cap = torch.backends.cpu.get_cpu_capability()
-    print(f"# torch {torch.__version__}, capability {cap}, "
-          f"flags {' '.join(_cpu_flags())}, {torch.get_num_threads()} threads, "
+    caps = cpu_caps()
+    print(f"# torch {torch.__version__}, {caps['kind']}, "
+          f"flags {' '.join(caps['flags'])}, {torch.get_num_threads()} threads, "
           f"inductor cache {cache}, "
           f"load {os.getloadavg()}", flush=True)
 

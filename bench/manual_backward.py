@@ -34,6 +34,7 @@ from vae_book.losses.elbo import ELBO
 from vae_book.models.vae import VAE, mlp_vae
 from vae_book.train import fit
 from fast_step import _best_ms as best_ms, gemm_floor  # bench/ is on the path when run
+from _common import cpu_caps
 
 
 def by_hand(P:dict, x:torch.Tensor) -> torch.Tensor:
@@ -253,13 +254,11 @@ def main():
               f"{in_fit['grads in forward']['median']:.3f} s ({r:.3f})")
     cap = torch.backends.cpu.get_cpu_capability()
     out = Path(a.out or Path(__file__).resolve().parent/'results'/f'manual_backward_{cap.lower()}.json')
-    env = {k: os.environ[k] for k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA',
-                                      'MKL_ENABLE_INSTRUCTIONS') if k in os.environ}
     out.write_text(json.dumps({
         'ms_per_step': {k: round(v, 3) for k, v in res.items()},
         'gradient_difference': {'by_hand': rel, 'function': relf, 'grads_in_forward': relg},
         'fit_epochs': in_fit,
-        'batch_size': a.batch_size, 'threads': a.threads, 'capability': cap, 'env': env,
+        'batch_size': a.batch_size, 'threads': a.threads, 'capability': cap, 'cpu': cpu_caps(),
         'torch': torch.__version__, 'python': platform.python_version(),
         'load_average': [round(v, 2) for v in os.getloadavg()],
         'command': 'python bench/manual_backward.py ' + ' '.join(sys.argv[1:])}, indent=1) + '\n')

@@ -51,7 +51,7 @@ from vae_book.metrics import iw_nll
 from vae_book.models.vae import mlp_vae
 from vae_book.train import evaluate, fit
 
-from _common import cpu_flags, cpu_name
+from _common import cpu_caps, cpu_name, onednn_bf16
 import fast_step
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,37 +257,9 @@ def parse(argv=None):
     return p.parse_args(argv)
 
 
-def _cpu_bf16() -> bool:
-    "Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)"
-    try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError): return False
-
-
 def _load():
     try: return os.getloadavg()
     except OSError: return None
-
-
-# Variables that change which kernels run; they emulate a smaller CPU on a bigger one:
-# ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
-KERNEL_ENV = ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA', 'MKL_ENABLE_INSTRUCTIONS',
-              'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT',
-              'TORCHINDUCTOR_CACHE_DIR')
-
-
-def cpu_caps() -> dict:
-    "What the CPU offers the kernels: PyTorch's dispatch level, ISA flags, native bf16"
-    flags = cpu_flags()
-    cap, bf16 = torch.backends.cpu.get_cpu_capability(), _cpu_bf16()
-    env = {k: os.environ[k] for k in KERNEL_ENV if k in os.environ}
-    kind = f"{cap}, {'with' if bf16 else 'no'} native bf16"
-    if any(k in env for k in KERNEL_ENV[:3]): kind += ' (emulated: see env)'
-    return {'kind': kind, 'capability': cap, 'onednn_bf16': bf16,
-            'flags': sorted(f for f in flags if f in ('fma', 'avx', 'avx2')
-                            or f.startswith(('avx512', 'amx')) or 'bf16' in f),
-            'avx2': 'avx2' in flags, 'avx512': 'avx512f' in flags,
-            'amx': 'amx_tile' in flags,
-            'bf16_isa': bool(flags & {'avx512_bf16', 'amx_bf16'}), 'env': env}
 
 
 def summarize(run, target, ref_sec):
@@ -342,7 +314,7 @@ def main(argv=None):
               "here, so: --dataset fashion", flush=True)
         name = 'fashion'
     device = get_device(a.device)
-    bf16_ok = device.type == 'cuda' or _cpu_bf16()
+    bf16_ok = device.type == 'cuda' or onednn_bf16()
     fit_names = [s for s in a.fit.split(',') if s]
     known = sorted(FIT_CONFIGS) + sorted(PROTO_CONFIGS)
     for s in fit_names:
