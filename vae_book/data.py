@@ -72,7 +72,7 @@ class TensorLoader:
         idx = torch.randperm(n, device=self.x.device) if self.shuffle else None
         for i in range(0, n - (n % bs if self.drop_last else 0), bs):
             if idx is None: xb, yb = self.x[i:i+bs], self.y[i:i+bs]
-            else: j = idx[i:i+bs]; xb, yb = self.x[j], self.y[j]
+            else: j = idx[i:i+bs]; xb, yb = self.x.index_select(0, j), self.y.index_select(0, j)
             if self.binarize: xb = torch.bernoulli(xb)
             yield Batch(xb, yb)
 
