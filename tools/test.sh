@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test: set-up, then nbdev-test over all notebooks, then pytest tests/.
+# Run every test: set-up, then nbdev-test over all notebooks and pytest tests/ side by side.
 #
 #   bash tools/test.sh                  # default: skips `#| slow` cells and @pytest.mark.slow
 #   bash tools/test.sh --slow           # (or --all) runs the slow ones too (and `#| cuda` cells on a GPU)
