@@ -23,8 +23,9 @@ from torch import Tensor
 
 # %% auto #0
 __all__ = ['BOOK_TEMPLATE', 'ARCHS', 'get_device', 'model_device', 'DeviceMixin', 'slerp', 'set_seed', 'denormals_flushed',
-           'flush_denormals', 'use_book_renderer', 'budget', 'evaluating', 'check_int', 'check_float', 'check_choice',
-           'check_shape', 'check_data', 'check_labels', 'register_arch', 'arch_module', 'build_arch', 'Player']
+           'flush_denormals', 'use_book_renderer', 'budget', 'fmt_secs', 'evaluating', 'check_int', 'check_float',
+           'check_choice', 'check_shape', 'check_data', 'check_labels', 'register_arch', 'arch_module', 'build_arch',
+           'Player']
 
 # %% ../nbs/00_core.ipynb #a8285ce9
 def _available(dev:torch.device) -> bool:
@@ -178,6 +179,11 @@ def use_book_renderer():
 def budget(fast, full):
     "`full` when `$VAE_BOOK_FULL` is set, otherwise `fast`"
     return full if os.environ.get('VAE_BOOK_FULL', '') not in ('', '0') else fast
+
+# %% ../nbs/00_core.ipynb #9f29647d
+def fmt_secs(v:float) -> str:
+    "Seconds to three significant figures at most, for tables: 0.19, 1.5, 10.4, 192"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 1 else f"{v:.2f}"
 
 # %% ../nbs/00_core.ipynb #6c373b49
 @contextmanager

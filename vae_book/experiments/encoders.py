@@ -17,7 +17,7 @@ import torch
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import nn, Tensor
-from ..core import evaluating, model_device, set_seed
+from ..core import evaluating, fmt_secs, model_device, set_seed
 from ..data import Data, TensorLoader
 from ..metrics import iw_nll, fd_lenet
 from ..models.encoders import (ViTEncoder, as_images, conv_vae, patch_attention,
@@ -96,10 +96,6 @@ def _pm(r:dict, m:str, fmt:str) -> str:
     sd = f" ± {format(r[m + '_sd'], fmt)}" if m + '_sd' in r else ''
     return format(r[m], fmt) + sd
 
-def _secs(v:float) -> str:
-    "Seconds to three significant figures at most: 0.19, 1.5, 10.4, 192"
-    return f"{v:.0f}" if v >= 100 else f"{v:.1f}" if v >= 1 else f"{v:.2f}"
-
 def results_table(rows:list[dict]) -> str:
     "`compare_vaes` rows (or `summarize_runs` rows: mean ± sd) as a markdown table"
     fd, seeds = any('fd_lenet' in r for r in rows), any('seeds' in r for r in rows)
@@ -111,7 +107,7 @@ def results_table(rows:list[dict]) -> str:
         cells = [r['model'], f"{r['params']/1e3:.0f}k", _pm(r, 'neg_elbo', '.1f'),
                  _pm(r, 'iw_nll', '.1f'), str(r['k'])]
         if fd: cells.append(_pm(r, 'fd_lenet', '.2f') if 'fd_lenet' in r else '–')
-        cells += [_secs(r['train_s']), _secs(r['train_s']/max(1, r['epochs']))]
+        cells += [fmt_secs(r['train_s']), fmt_secs(r['train_s']/max(1, r['epochs']))]
         if seeds: cells.append(str(len(r.get('seeds', [r.get('seed')]))))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

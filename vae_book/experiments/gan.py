@@ -17,7 +17,7 @@ from typing import NamedTuple, Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
-from ..core import evaluating, get_device, model_device, set_seed
+from ..core import evaluating, fmt_secs, get_device, model_device, set_seed
 from ..data import TensorLoader, get_data
 from ..train import fit, fork_rng
 from ..models.lenet import LeNet
@@ -154,7 +154,7 @@ def comparison_table(rows:list[dict]) -> str:
             nll = f"{r['nll']:.1f}"
             if r.get('nll_note'):
                 nll += '†'; notes.append(f"† {r['model']}: {r['nll_note']}.")
-        t = f"{r['train_s']:.0f}" if 'train_s' in r else '—'
+        t = fmt_secs(r['train_s']) if 'train_s' in r else '—'
         lines.append(f"| {r['model']} | {r['fd_lenet']:.1f} | {r['precision']:.2f} | "
                      f"{r['recall']:.2f} | {r['covered']}/10 | {r['laplacian']:.4f} | "
                      f"{r['checkerboard']:.3f} | {nll} | {t} |")
