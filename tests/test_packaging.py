@@ -47,3 +47,30 @@ def test_wheel_installs_and_imports_outside_repo(wheel_venv, tmp_path):
     assert Path(where).is_relative_to(venv.resolve()), f"vae_book imported from {where}, not the new venv"
     assert not Path(where).is_relative_to(ROOT), "the repo's vae_book leaked into the wheel's venv"
     assert version and version[0].isdigit()
+
+
+def _readme_python(section: str) -> list[str]:
+    "The ```python blocks of README.md's `## section`"
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [b.split("```", 1)[0] for b in body.split("```python\n")[1:]]
+
+
+def test_readme_library_example_runs_as_written(wheel_venv, tmp_path):
+    "The README's 'Install the library' code, copied as is, trains, samples, saves and reloads with the wheel"
+    blocks = _readme_python("Install the library")
+    assert len(blocks) >= 2 and "import" in blocks[0], "the README's example lost its code or its imports"
+    code = "\n".join(blocks) + textwrap.dedent("""
+        assert samples.shape == (16, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
+        assert len(hist) >= 1 and hist.last['train_loss'] > 0
+        import torch
+        z = torch.randn(4, 20)
+        assert torch.equal(vae2.decode(z), vae.eval().decode(z))
+        print('README example ok')
+    """)
+    work = tmp_path / "user"
+    work.mkdir()
+    r = run_clean([wheel_venv, "-c", code], cwd=work, timeout=600)
+    assert r.returncode == 0 and "README example ok" in r.stdout, \
+        f"the README's example failed outside the repo:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    assert (work / "vae.pt").exists()
