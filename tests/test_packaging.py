@@ -57,10 +57,13 @@ def _readme_python(section: str) -> list[str]:
 
 
 def test_readme_library_example_runs_as_written(wheel_venv, tmp_path):
-    "The README's 'Install the library' code, copied as is, trains, samples, saves and reloads with the wheel"
+    "The README's library code, copied as is: train, sample, save and reload, then your own tensors"
     blocks = _readme_python("Install the library")
     assert len(blocks) >= 2 and "import" in blocks[0], "the README's example lost its code or its imports"
-    code = "\n".join(blocks) + textwrap.dedent("""
+    own = _readme_python("Data")
+    assert own and "get_data((x, y)" in own[0], "the README's own-data example is gone"
+    code = "\n".join(blocks + own) + textwrap.dedent("""
+        assert (len(mine.train.x), len(mine.valid.x), len(mine.test.x)) == (400, 50, 50)
         assert samples.shape == (16, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
         assert len(hist) >= 1 and hist.last['train_loss'] > 0
         import torch

@@ -116,16 +116,16 @@ def _from_dataset(ds, image_size, what) -> tuple[Tensor, Tensor]:
         x, y = (item[0], item[1]) if pair else (item, 0)
         x = _resize(_example(x), image_size)
         if xs and x.shape != xs[0].shape:
-            raise ValueError(f"the {what} examples differ in shape: item 0 is "
+            raise ValueError(f"{what} examples differ in shape: item 0 is "
                              f"{tuple(xs[0].shape)}, item {i} is {tuple(x.shape)}; "
                              "pass image_size=(H, W) to get_data (or resize them with "
                              "a transform) so that all have one size")
         if not (isinstance(y, (int, np.integer))
                 or isinstance(y, Tensor) and y.numel() == 1):
-            raise TypeError(f"the {what} labels must be integers (class indices); "
+            raise TypeError(f"{what} labels must be integers (class indices); "
                             f"item {i} has {y!r}")
         xs.append(x); ys.append(y.reshape(()) if isinstance(y, Tensor) else int(y))
-    if not xs: raise ValueError(f"the {what} dataset is empty")
+    if not xs: raise ValueError(f"{what} dataset is empty")
     return torch.stack(xs), torch.as_tensor(ys)
 
 # %% ../nbs/00a_data.ipynb #08230a6f
@@ -151,7 +151,7 @@ def as_tensors(data, # a tensor `(N, ...)`, `(x, y)` pair, `Dataset` or `DataLoa
     if isinstance(data, torch.utils.data.DataLoader):
         parts = [(b[0], b[1]) if isinstance(b, (tuple, list))
                  else (b, torch.zeros(len(b), dtype=torch.long)) for b in data]
-        if not parts: raise ValueError(f"the {what} DataLoader yielded no batches")
+        if not parts: raise ValueError(f"{what} DataLoader yielded no batches")
         x = torch.cat([p[0] for p in parts])
         y = torch.cat([torch.as_tensor(p[1]) for p in parts])
     elif (isinstance(data, Tensor)
@@ -171,7 +171,7 @@ def as_tensors(data, # a tensor `(N, ...)`, `(x, y)` pair, `Dataset` or `DataLoa
         x = torch.stack([_resize(xi, image_size) for xi in x])
     check_data(x, f'{what} x')
     if len(y) != len(x):
-        raise ValueError(f"the {what} data has {len(x)} examples but {len(y)} labels")
+        raise ValueError(f"{what} data has {len(x)} examples but {len(y)} labels")
     return x, check_labels(y, name=f'{what} labels')
 
 # %% ../nbs/00a_data.ipynb #e64bc0f7
