@@ -61,6 +61,7 @@ def shard_batches(ld:TensorLoader, # the training data
         yield Batch(xb, yb)
 
 def n_shard_batches(ld:TensorLoader, world:int) -> int:
+    "How many batches `shard_batches` yields per rank in one epoch"
     m, bs = len(ld.x) // world, max(1, ld.batch_size // world)
     return m // bs if ld.drop_last else math.ceil(m / bs)
 

@@ -3,7 +3,8 @@
 Fast pictures for the live widgets, drawn with PIL instead of plotly: `png_bytes` (an
 image as PNG bytes for `ipywidgets.Image`, upscaled by pixel repetition) and
 `LatentPlane` (codes drawn once in 2-D, on their top two principal axes above two
-dimensions; `render` adds a path and a point in about 2 ms (1.8 ms measured below)).
+dimensions, as a background; `render` adds a path and a point on a copy of that
+background (a few milliseconds on a CPU; the page times one call)).
 
 Docs: https://vae-book.github.io/vae-book/canvas.html.md"""
 
@@ -87,6 +88,7 @@ class LatentPlane:
         z = z.reshape(-1, len(self.mean))
         return ((z - self.mean) @ self.axes).astype(np.float32)
     def to_px(self, p:np.ndarray) -> np.ndarray:
+        "(N, 2) plane coordinates to (N, 2) pixel positions in the picture"
         q = (np.asarray(p) - self.lo)/self.span*(self.size - 1)
         return np.stack([q[:, 0], self.size - 1 - q[:, 1]], 1)  # y grows upwards
     def render(self, path:np.ndarray|None=None, # (K, 2) plane coordinates of a path

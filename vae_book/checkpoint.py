@@ -28,6 +28,7 @@ __all__ = ['FORMAT', 'Checkpoint', 'save', 'load']
 
 # %% ../nbs/00h_checkpoint.ipynb #5c26ba01
 class Checkpoint(NamedTuple):
+    "What `load` returns: the model, rebuilt or filled, and what was saved beside it"
     model: nn.Module
     config: dict    # the TrainConfig fields of the run
     metrics: dict   # e.g. {'test_nll': 88.1}

@@ -1,7 +1,8 @@
 """Devices, seeds and the book's plotting set-up: the few things every chapter needs.
 
-Every chapter starts with `device = get_device()` (CUDA, then MPS, then CPU; or the one
-you name) and `set_seed(n)` (Python, NumPy and torch, on every device).
+Every chapter starts with `device = get_device()` (the device you name, else
+`$VAE_BOOK_DEVICE` if set, else the current `torch.accelerator`: CUDA, MPS, XPU, ...;
+else the CPU) and `set_seed(n)` (Python, NumPy and torch, on every device).
 `use_book_renderer()` makes plotly figures show in JupyterLab and on the static site
 alike. `register_arch` records how a model was built (factory name and arguments, in
 `model.arch`), so `vae_book.train.save`/`load` and `build_arch` can rebuild it by name;
@@ -37,8 +38,7 @@ def _available(dev:torch.device) -> bool:
     mod = getattr(torch, dev.type, None)
     return bool(mod is not None and getattr(mod, 'is_available', lambda: False)())
 
-def get_device(device:str|torch.device|None=None, # e.g. 'cpu', 'cuda', 'cuda:1', 'mps';
-                                                  # None picks the best
+def get_device(device:str|torch.device|None=None, # e.g. 'cpu', 'cuda:1', 'mps'; None: the best available
               ) -> torch.device:
     "`device` or `$VAE_BOOK_DEVICE` if set, else the current accelerator, else the CPU"
     device = device if device is not None else os.environ.get('VAE_BOOK_DEVICE') or None
@@ -77,10 +77,11 @@ def slerp(z1:Tensor, z2:Tensor, # (..., D) end codes (broadcast)
     "Spherical interpolation: direction on the great circle, length linear (White 2016)"
     n1, n2 = z1.norm(dim=-1, keepdim=True), z2.norm(dim=-1, keepdim=True)
     u1, u2 = z1/n1.clamp(min=1e-12), z2/n2.clamp(min=1e-12)
-    om = torch.arccos((u1*u2).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    c = (u1*u2).sum(-1, keepdim=True)                          # cos Ω
+    om = torch.arccos(c.clamp(-1 + 1e-7, 1 - 1e-7))            # so sin Ω >= ~4.9e-4
     so = torch.sin(om)
     w1, w2 = torch.sin((1 - a)*om)/so, torch.sin(a*om)/so
-    par = so.abs() < 1e-6   # (anti)parallel: the arc is not defined, walk straight
+    par = c.abs() > 1 - 1e-6   # parallel or antiparallel: no arc to follow, walk straight
     u = torch.where(par, (1 - a)*u1 + a*u2, w1*u1 + w2*u2)
     return torch.lerp(n1, n2, a)*u
 

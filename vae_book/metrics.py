@@ -1,4 +1,4 @@
-"""Importance-sampled test NLL, active units and per-dimension KL for VAEs; a small classifier trained here, and the sample metrics built on it: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
+"""Importance-sampled test NLL, active units and per-dimension KL for VAEs; the sample metrics built on the LeNet judge of `vae_book.models.lenet`: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
 
 `iw_nll(model, loader, k=5000)` is the importance-sampled test negative log-likelihood
 (Burda et al. 2015) of any model with `log_weights(x, k)`, computed in bounded memory.
@@ -91,7 +91,8 @@ def _fused_log_weights(model:VAE, x:Tensor, # (G, ...) a group of images
         l, a, lv = L[:G*n], A[:G*n], L[:G*n].view(G, n, P)
         if bf16:
             Hb[:G*n, :-1] = h
-            l.copy_(torch.mm(Hb[:G*n], Wt, out=Lb[:G*n]))      # bf16 GEMM, fp32 logits
+            # bf16 GEMM; logits rounded to bf16, then widened to fp32
+            l.copy_(torch.mm(Hb[:G*n], Wt, out=Lb[:G*n]))
         else: torch.addmm(b, h, Wt, out=l)                     # (G*n, P) logits
         # x*l - softplus(l) = ((2x-1)*l - |l|)/2 + log sigmoid(|l|): the first part is
         # summed per pixel (small terms, no cancelling), the second as logs of products
@@ -157,6 +158,7 @@ def iw_nll(model:nn.Module, # has `log_weights(x, k)` -> (k, B)
 
 # %% ../nbs/00e_metrics.ipynb #64a39872
 class LatentUsage(NamedTuple):
+    "What `latent_usage` returns: the active units, and the variance and KL per dimension"
     active: int          # number of active units
     variance: Tensor     # (latent_dim,) Cov_x(E[z|x]) per dimension
     kl_per_dim: Tensor   # (latent_dim,) mean KL per dimension, nats
@@ -175,6 +177,7 @@ def latent_usage(model:nn.Module, loader, threshold:float=0.01) -> LatentUsage:
 
 # %% ../nbs/00e_metrics.ipynb #6a7d1ebc
 class Coverage(NamedTuple):
+    "What `class_coverage` returns: the class histogram, the classes covered, its entropy"
     frac: Tensor     # (n_classes,) fraction of images per predicted class
     covered: int     # classes with at least min_frac of a uniform share
     entropy: float   # entropy of `frac`, nats
@@ -252,6 +255,7 @@ def decoder_codes(model:nn.Module, # `encode(x)` gives `z`, or `(mu, logvar)` fo
 
 # %% ../nbs/00e_metrics.ipynb #b7c824bd
 class Holes(NamedTuple):
+    "What `hole_fraction` returns: the fraction, its threshold and baseline, the distances"
     fraction: float   # prior samples farther than `threshold` from every training code
     threshold: float  # q-quantile of held-out codes' nearest-training-code distance
     baseline: float   # 1 - q: the fraction expected if the codes followed the prior
@@ -277,6 +281,7 @@ def hole_fraction(z_train:Tensor, # (N, d) codes of training images (`decoder_co
 
 # %% ../nbs/00e_metrics.ipynb #ce24cf42
 class PrecisionRecall(NamedTuple):
+    "What `precision_recall` returns: improved precision and recall, each in [0, 1]"
     precision: float  # share of generated samples inside the real set's k-NN support
     recall: float     # share of real samples inside the generated set's k-NN support
 

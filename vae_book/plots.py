@@ -3,8 +3,10 @@
 Pure functions from arrays and tensors to `plotly.graph_objects.Figure`s, with no model:
 `plot_images` (image grids; `to_images`, `tile`, `png_uri` and `image_from_uri` are its
 PNG helpers), `plot_latent_scatter` (codes coloured by class, PCA to 2-D above two
-dimensions with `pca_2d`), `plot_kl_per_dim` and `plot_history`. `vae_book.viz` builds
-the figures that run a model on them and re-exports every name.
+dimensions with `pca_2d`), `plot_kl_per_dim`, `plot_history`, and chapter 9's figures of
+training runs: `plot_sample_grids`, `plot_step_losses`, `plot_monitor` and
+`plot_class_histograms`, with `COLOURS`, the palette of their curves. `vae_book.viz`
+builds the figures that run a model on them and re-exports every public name.
 
 Docs: https://vae-book.github.io/vae-book/plots.html.md"""
 
@@ -206,7 +208,7 @@ def plot_kl_per_dim(usage, # `LatentUsage` (from `latent_usage`) or a (D,) tenso
 
 # %% ../nbs/00p_plots.ipynb #922ee5f4
 def plot_history(hist:Sequence[dict], # a `History` (or any list of per-epoch dicts)
-                 keys:Sequence[str]|None=None, # default: every train_/valid_ number
+                 keys:Sequence[str]|None=None, # default: every train_/valid_/test_ number
                  title:str|None=None,
                  log_y:bool=False,
                 ) -> go.Figure:

@@ -143,7 +143,8 @@ AUTO_STEPS = 20  # eager steps timed before `compile='auto'` decides
 
 def _maybe_compile(lp:_Loop, per_step:float, steps_left:int, hist):
     "`compile='auto'`: compile if the rest of the run is > 10x the compile time"
-    warm = any(inductor_cache().glob('*'))  # measured: warm cache ~5 s, cold ~45 s
+    # rough compile costs, measured once on a 2-core CPU (warm cache ~5 s, cold ~45 s): a heuristic
+    warm = any(inductor_cache().glob('*'))
     cost = 5. if warm else 45.
     go = per_step*steps_left > 10*cost
     if go: lp.fns = _compiled(lp.fns)

@@ -109,13 +109,20 @@ class History(list):
     def __init__(self, rows=(), config:dict|None=None, steps=None, monitor=None):
         super().__init__(rows); self.config = config or {}
         self.steps, self.monitor = steps or [], monitor or []
-    def col(self, key): return [r.get(key) for r in self]
-    def step_col(self, key): return [r.get(key) for r in self.steps]
+    def col(self, key) -> list:
+        "Column `key` of the epoch rows (None where a row lacks it)"
+        return [r.get(key) for r in self]
+    def step_col(self, key) -> list:
+        "Column `key` of the per-step rows in `.steps` (None where a row lacks it)"
+        return [r.get(key) for r in self.steps]
     @property
-    def last(self) -> dict: return self[-1] if self else {}
+    def last(self) -> dict:
+        "The last epoch's row ({} before the first epoch ends)"
+        return self[-1] if self else {}
     @property
     def train_time(self) -> float:
-        return sum(r['time'] for r in self)  # seconds, monitoring excluded
+        "Seconds spent training, summed over epochs (monitor calls excluded)"
+        return sum(r['time'] for r in self)
 
     def _repr_html_(self):
         if not self: return '<i>empty history</i>'
@@ -161,8 +168,8 @@ def fit(model:nn.Module, # has `loss(batch)` -> NamedTuple(loss, ...), or `playe
         monitor:Callable|None=None, # `monitor(model) -> dict`, in `History.monitor`
         monitor_every:int|None=None, # steps between monitor calls (None: 4 per epoch)
         **overrides, # `TrainConfig` fields to change, e.g. `epochs=3`
-       ) -> History:
-    "Train `model` on `data`, Adam per player; returns the per-epoch `History`"
+       ) -> History: # one row per epoch; every step's losses in `.steps`
+    "Train `model` on `data`, Adam per player; keywords such as `epochs=3` set `TrainConfig` fields"
     cfg = _config(cfg, overrides)
     ps = players(model)                                 # the protocol, before any work
     device, dd = join_group(cfg.device)

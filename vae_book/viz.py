@@ -25,8 +25,9 @@ from plotly.subplots import make_subplots
 from .core import evaluating
 from .core import model_device, slerp
 # the figures from numbers, re-exported: `from vae_book.viz import plot_images` works
-from .plots import to_images, png_uri, image_from_uri, tile, plot_images, pca_2d
+from .plots import COLOURS, to_images, png_uri, image_from_uri, tile, plot_images, pca_2d
 from .plots import plot_latent_scatter, plot_kl_per_dim, plot_history
+from .plots import plot_sample_grids, plot_step_losses, plot_monitor, plot_class_histograms
 from .plots import _image_trace, _hide_axes, _subsample
 from .plots import _class_groups, _class_names
 

@@ -162,9 +162,9 @@ def interpolation_explorer(model:nn.Module, # has `encode` and `decode`
                            x:Tensor, # images to pick from, e.g. test images
                            y:Tensor|None=None, # their labels (class means, colours)
                            classes:Sequence[str]|None=None, # label names
-                           **kwargs, # passed on: i1, i2, method, judge, steps, scale
-                          ) -> InterpolationExplorer:
-    "An interpolation explorer widget: pick two images or classes, slide α"
+                           **kwargs, # passed on: i1, i2, method, judge, steps, scale, max_codes
+                          ) -> InterpolationExplorer: # display it as a cell's last line
+    "An interpolation widget: pick two images or classes, slide α; `kwargs` as in `InterpolationExplorer`"
     return InterpolationExplorer(model, x, y, classes, **kwargs)
 
 # %% ../nbs/00d_widgets.ipynb #6a1f0c2e
@@ -256,9 +256,9 @@ class TraversalExplorer(W.VBox):
 
 # %% ../nbs/00d_widgets.ipynb #d0e5b1a7
 def traversal_explorer(model:nn.Module, # has `decode` and `latent_dim`
-                       **kwargs, # passed on: z0, dims, lim, x, y, scale, ncols, y_cond
-                      ) -> TraversalExplorer:
-    "A latent traversal widget: one slider per latent dimension"
+                       **kwargs, # passed on: z0, dims, lim, x, y, scale, ncols, y_cond, max_codes
+                      ) -> TraversalExplorer: # display it as a cell's last line
+    "A latent traversal widget: one slider per latent dimension; `kwargs` as in `TraversalExplorer`"
     return TraversalExplorer(model, **kwargs)
 
 # %% ../nbs/00d_widgets.ipynb #0cf5d102
@@ -313,6 +313,6 @@ class ClassExplorer(W.VBox):
 def class_explorer(model:nn.Module, # has `latent_dim` and `decode(z, y)`, integer `y`
                    classes:Sequence[str]|int, # label names, or how many classes
                    **kwargs, # passed on: n, seed, z, scale, ncols
-                  ) -> ClassExplorer:
-    "A class-picker widget for conditional decoders"
+                  ) -> ClassExplorer: # display it as a cell's last line
+    "A class-picker widget for conditional decoders; `kwargs` as in `ClassExplorer`"
     return ClassExplorer(model, classes, **kwargs)

@@ -37,6 +37,7 @@ class LeNet(nn.Module):
         self.head = nn.Linear(128, n_classes)
 
     def features(self, x:Tensor) -> Tensor:
+        "The 128-d penultimate layer, what FD-LeNet compares; `x`: `(B, 1, 28, 28)` or `(B, 784)`"
         if x.dim() == 2 and x.shape[1] == 784: x = x.view(-1, 1, 28, 28)
         if x.shape[1:] != (1, 28, 28):
             raise ValueError("LeNet (and so FD-LeNet and class coverage) takes 28x28 "
@@ -46,13 +47,17 @@ class LeNet(nn.Module):
                              "sizes or RGB, train a judge on your own data, or use "
                              "frechet_distance on your own features")
         return self.conv(x)
-    def forward(self, x:Tensor) -> Tensor: return self.head(self.features(x))
+    def forward(self, x:Tensor) -> Tensor:
+        "Class logits `(B, n_classes)`"
+        return self.head(self.features(x))
     def loss(self, batch) -> ClsOut:
+        "Cross-entropy and accuracy of `batch`: what `fit` trains on"
         logits = self(batch.x)
         acc = (logits.argmax(1) == batch.y).float().mean()
         return ClsOut(F.cross_entropy(logits, batch.y), acc)
     @torch.no_grad()
     def predict(self, x:Tensor, bs:int=1000) -> Tensor:
+        "The predicted classes of `x`, on the CPU, in eval mode and batches of `bs`"
         dev = model_device(self)
         with evaluating(self):
             return torch.cat([self(x[i:i+bs].to(dev)).argmax(1).cpu()
