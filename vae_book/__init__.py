@@ -13,7 +13,7 @@ Modules:
 - `vae_book.experiments.gan`: The drivers behind chapter 9: watch a run with the LeNet judge, score samples, and train and compare the VAE, the GANs and the VAE-GAN over seeds.
 - `vae_book.losses.elbo`: What KL divergence measures, the closed-form Gaussian KL, the evidence lower bound, and its importance-weighted tightening, all checked on a model whose likelihood is exact.
 - `vae_book.losses.recon`: Binary cross-entropy and squared error are negative log-likelihoods: where they come from, and what their knobs do.
-- `vae_book.metrics`: Importance-sampled test NLL, active units and per-dimension KL for VAEs; the sample metrics built on the LeNet judge of `vae_book.models.lenet`: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
+- `vae_book.metrics`: Importance-sampled test NLL, active units and per-dimension KL for VAEs; the sample metrics built on the LeNet judge of `vae_book.models.lenet`: class coverage, a Fréchet distance (FD-LeNet) and precision and recall.
 - `vae_book.models.autoencoder`: An encoder squeezes an image through a few numbers; a decoder rebuilds it: what the bottleneck keeps.
 - `vae_book.models.cvae`: Tell the model what to draw: encoder and decoder both see the label, so the code is free to hold the style.
 - `vae_book.models.encoders`: Same `VAE` class, new encoders: convolutions and attention over patches, compared at equal size.

@@ -1,4 +1,4 @@
-"""Importance-sampled test NLL, active units and per-dimension KL for VAEs; the sample metrics built on the LeNet judge of `vae_book.models.lenet`: class accuracy, class coverage and a Fréchet distance (FD-LeNet).
+"""Importance-sampled test NLL, active units and per-dimension KL for VAEs; the sample metrics built on the LeNet judge of `vae_book.models.lenet`: class coverage, a Fréchet distance (FD-LeNet) and precision and recall.
 
 `iw_nll(model, loader, k=5000)` is the importance-sampled test negative log-likelihood
 (Burda et al. 2015) of any model with `log_weights(x, k)`, computed in bounded memory.
